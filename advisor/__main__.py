@@ -1,0 +1,4 @@
+"""`python -m advisor` runs the mlarch CLI."""
+from advisor.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""The mlarch command line: parse, call the library, render. Nothing else lives here.
+
+Heavy modules (simulator, pandas, matplotlib) are imported inside the commands that need
+them so that `mlarch advise` starts fast.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from scenarios import ScenarioError, load_scenario, preset_description, preset_names, preset_text
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="mlarch: decide how to build a production ML system, and prove it by simulation.\n\n"
+                       "SCENARIO is a YAML file or a preset name (see `mlarch presets`).")
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
+                      help="Override a scenario field, e.g. --set traffic.rate=120/s (repeatable).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+
+
+class BadInput(Exception):
+    """Bad input other than a scenario file (a flag value, an output path)."""
+
+
+def one_line(text: str) -> str:
+    """Escape control characters and line breaks so an error stays on one line."""
+    import re
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: repr(m.group())[1:-1], text)
+
+
+def guarded(fn):
+    """Turn bad input into one line on stderr and exit code 2, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except (ScenarioError, BadInput) as e:
+            err.print(f"mlarch: error: {one_line(str(e))}", markup=False)
+            raise typer.Exit(2)
+        except KeyboardInterrupt:
+            err.print("mlarch: interrupted")
+            raise typer.Exit(130)
+    return wrapper
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file completely or not at all (temp file in the same directory, then rename)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{path}: directory {parent} does not exist")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(spec: str, sets: Optional[List[str]]):
+    return load_scenario(spec, sets or [])
+
+
+@app.command()
+@guarded
+def presets(json_: bool = JsonOpt):
+    """List the bundled presets with one-line descriptions."""
+    from . import render
+    items = [{"name": n, "description": preset_description(n)} for n in preset_names()]
+    if json_:
+        print(render.dumps(items))
+        return
+    for it in items:
+        out.print(f"[bold]{it['name']:<20}[/bold] {it['description']}")
+
+
+@app.command()
+@guarded
+def init(file: Path = typer.Argument(..., help="Scenario file to write."),
+         from_: str = typer.Option("spam", "--from", help="Preset to copy."),
+         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
+    """Write a commented copy of a preset to start a scenario from."""
+    if from_ not in preset_names():
+        raise BadInput(f"--from {from_}: no such preset (presets: {', '.join(preset_names())})")
+    if file.exists() and not force:
+        raise BadInput(f"{file}: already exists (use --force to overwrite)")
+    text = preset_text(from_)
+    name = file.stem.lower().replace("_", "-")
+    import re
+    if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name):
+        text = re.sub(r"(?m)^name: \S+", f"name: {name}", text, count=1)
+    atomic_write(file, f"# Scenario started from the preset '{from_}' by `mlarch init`.\n"
+                       f"# Check: mlarch advise {file}\n" + text)
+    err.print(f"wrote {file} (from preset {from_}); next: mlarch advise {file}")
+
+
+@app.command()
+@guarded
+def advise(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+           set_: Optional[List[str]] = SetOpt, json_: bool = JsonOpt):
+    """Score static vs dynamic training and static vs dynamic vs hybrid serving, with reasons
+    and predicted figures."""
+    from . import render
+    from .decide import advise as run_advise
+    sc = _load(scenario, set_)
+    adv = run_advise(sc).to_json()
+    if json_:
+        print(render.dumps(adv))
+    else:
+        render.advice(out, adv, sc)
+
+
+@app.command()
+@guarded
+def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or preset names."),
+            set_: Optional[List[str]] = SetOpt,
+            simulate: bool = typer.Option(False, "--simulate", help="Also run each scenario in the simulator."),
+            seed: Optional[int] = typer.Option(None, "--seed", help="Simulation seed (default: each scenario's)."),
+            horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span, e.g. 1d."),
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="With --simulate: write a comparison figure here."),
+            json_: bool = JsonOpt):
+    """One row per scenario, side by side: the course's use-case table, with numbers."""
+    from . import render
+    from .decide import advise as run_advise
+    loaded = [_load(s, (set_ or []) + ([f"horizon={horizon}"] if horizon else [])) for s in scenarios]
+    rows = []
+    for sc in loaded:
+        rows.append({"scenario_obj": sc, "advice": run_advise(sc).to_json()})
+    if simulate:
+        from simulator import simulate as run_sim
+        for r in rows:
+            sc = r["scenario_obj"]
+            err.print(f"simulating {sc.name} ...")
+            r["simulated"] = run_sim(sc, seed=seed, progress=True).to_json()
+        if out_dir is not None:
+            from . import plots
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = plots.compare_figure(rows, out_dir / "compare.png")
+            err.print(f"wrote {path}")
+    if json_:
+        docs = []
+        for r in rows:
+            d = dict(r["advice"])
+            if "simulated" in r:
+                d["simulated"] = r["simulated"]
+            docs.append(d)
+        print(render.dumps(docs))
+    else:
+        render.compare_table(out, rows, simulate)
+
+
+def main():
+    """Console-script entry point."""
+    try:
+        app(prog_name="mlarch")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

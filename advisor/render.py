@@ -1,0 +1,102 @@
+"""Rendering for people (rich tables) and machines (strict JSON). No decisions here."""
+from __future__ import annotations
+
+import json
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from scenarios.units import format_bytes, format_count, format_duration
+
+
+def to_jsonable(obj):
+    """Replace non-finite floats by None and tuples by lists so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return to_jsonable(obj.item())
+    return obj
+
+
+def dumps(obj) -> str:
+    return json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
+
+
+def _ms(x) -> str:
+    return "inf" if x is None or not math.isfinite(x) else f"{x:,.1f} ms"
+
+
+def _usd(x) -> str:
+    return f"${x:,.2f}"
+
+
+def advice(console: Console, adv: dict, scenario) -> None:
+    """Print one advise result (the JSON form) for people."""
+    t, s, p, a = adv["training"], adv["serving"], adv["predicted"], adv["architecture"]
+    console.print(f"[bold]mlarch advise: {adv['scenario']}[/bold]"
+                  + (f" — {scenario.description}" if scenario.description else ""))
+    every = f" every {format_duration(t['retrain_every_s'])}" if t["retrain_every_s"] else ""
+    console.print(f"\n[bold cyan]Training: {t['decision']}[/bold cyan] ({t['mode']}{every})   "
+                  f"scores: " + ", ".join(f"{k} {v:.1f}" for k, v in t["scores"].items()))
+    for r in t["reasons"]:
+        console.print(f"  • {r}", highlight=False)
+    k = f", top {format_count(s['cache_top_k'])} precomputed" if s["cache_top_k"] else ""
+    console.print(f"\n[bold cyan]Serving: {s['decision']}[/bold cyan] ({s['replicas']} replicas{k})   "
+                  f"scores: " + ", ".join(f"{k2} {v:.1f}" for k2, v in s["scores"].items()))
+    for r in s["reasons"]:
+        console.print(f"  • {r}", highlight=False)
+    pinned = [f for f in ("training", "serving") if getattr(scenario.architecture, f)]
+    title = "Predicted figures" + (f" (architecture pinned: {', '.join(pinned)} = "
+                                   f"{', '.join(a[f] for f in pinned)})" if pinned else "")
+    tab = Table(title=title, title_justify="left", show_header=True)
+    tab.add_column("figure")
+    tab.add_column("value", justify="right")
+    rows = [
+        ("p99 latency", _ms(p["latency_p99_ms"])),
+        ("cache hit ratio", f"{p['cache_hit_ratio']:.1%}"),
+        ("table size", format_bytes(p["table_bytes"])),
+        ("storage", _usd(p["storage_usd_per_month"]) + "/month"),
+        ("compute (serving + training + batch)", _usd(p["compute_usd_per_month"]) + "/month"),
+        ("mean model age", format_duration(p["mean_model_age_s"])),
+        ("fresh-model accuracy", f"{p['fresh_accuracy']:.2%}"),
+        ("accuracy lost to staleness", f"{p['accuracy_loss']:.2%}"),
+    ]
+    for r in rows:
+        tab.add_row(*r)
+    console.print()
+    console.print(tab)
+
+
+def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
+    """The course's use-case table, with numbers: one row per scenario."""
+    tab = Table(title="Use cases side by side" + (" (advisor, and simulated where shown)" if simulated else ""),
+                title_justify="left")
+    for c in ("scenario", "cardinality", "peakedness", "half-life", "training", "serving",
+              "p99", "hit", "storage $/mo", "compute $/mo", "model age", "acc. loss"):
+        tab.add_column(c, justify="left" if c in ("scenario", "training", "serving") else "right")
+    for r in rows:
+        sc, adv = r["scenario_obj"], r["advice"]
+        t, s, p = adv["training"], adv["serving"], adv["predicted"]
+        every = f" {format_duration(t['retrain_every_s'])}" if t["retrain_every_s"] else ""
+        card = "unbounded" if sc.traffic.cardinality is None else format_count(sc.traffic.cardinality)
+        a = adv["architecture"]
+        cells = [sc.name, card, f"s={sc.traffic.zipf_s:.2f}", format_duration(sc.data.concept_half_life),
+                 f"{t['decision']} ({a['training']}{every})",
+                 s["decision"] + (f" (top {format_count(s['cache_top_k'])})" if s["cache_top_k"] else ""),
+                 _ms(p["latency_p99_ms"]), f"{p['cache_hit_ratio']:.0%}",
+                 _usd(p["storage_usd_per_month"]), _usd(p["compute_usd_per_month"]),
+                 format_duration(p["mean_model_age_s"]), f"{p['accuracy_loss']:.2%}"]
+        tab.add_row(*cells)
+        sim = r.get("simulated")
+        if sim:
+            tab.add_row("  simulated", "", "", "", "", "", _ms(sim["latency_ms"]["p99"]),
+                        f"{sim['cache_hit_ratio']:.0%}", _usd(sim["storage"]["usd_per_month"]),
+                        _usd(sim["cost_usd_per_month"] - sim["storage"]["usd_per_month"]),
+                        format_duration(sim["staleness"]["model_age_s"]["mean"]),
+                        f"{sim['accuracy']['lost_to_staleness']:.2%}", style="dim")
+    console.print(tab)

@@ -1,0 +1,39 @@
+import pytest
+from typer.testing import CliRunner
+
+from advisor.cli import app
+
+
+@pytest.fixture
+def cli():
+    """Run the mlarch CLI in-process; returns click's Result (stdout, stderr, exit_code)."""
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(app, [str(a) for a in args])
+    return run
+
+
+SPAM_MIN = """\
+name: mini
+traffic:
+  rate: 50/s
+  cardinality: 1000
+  peakedness: {zipf_s: 1.0}
+data:
+  velocity: 1e5/d
+  concept_half_life: 3d
+model:
+  inference_time: {distribution: exponential, mean: 10ms}
+slo:
+  latency_p99: 100ms
+"""
+
+
+@pytest.fixture
+def write(tmp_path):
+    def w(text, name="s.yaml"):
+        p = tmp_path / name
+        p.write_text(text) if isinstance(text, str) else p.write_bytes(text)
+        return p
+    return w
