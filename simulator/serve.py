@@ -1,0 +1,80 @@
+"""Serving: the precomputed table (filled by batch prediction), the online model behind a
+FIFO pool of replicas, and routing between them.
+
+- Table: a real array of predictions for the keys 1..k (the most popular), filled by
+  batch-predicting those keys' features with a deployed model.
+- Online path: a model scores a request from its key's features. The transform and weights
+  are folded into two projections of the key-feature tables once per model (exactly the
+  same arithmetic as model.decision_function on the materialised features; see tests).
+- Queue: exact FIFO c-server queueing by Kiefer–Wolfowitz (1955): a heap of the replicas'
+  free times; start = max(arrival, earliest free). State carries across windows.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .traffic import KeyFeatures
+from .train import Model
+
+BATCH_CHUNK_KEYS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Table:
+    """Predictions for keys 1..k written by one model (its provenance gives the rows' age)."""
+    keys: int
+    predictions: np.ndarray      # int8 in {−1, +1}, index key − 1
+    model: Model
+    ready_at_s: float
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        return self.predictions[keys.astype(np.int64) - 1]
+
+
+def batch_predict(model: Model, features: KeyFeatures, keys: int) -> np.ndarray:
+    """Predict every key 1..k with the model, materialising features chunk by chunk."""
+    out = np.empty(keys, dtype=np.int8)
+    for lo in range(0, keys, BATCH_CHUNK_KEYS):
+        hi = min(keys, lo + BATCH_CHUNK_KEYS)
+        ks = np.arange(lo + 1, hi + 1, dtype=np.uint64)
+        out[lo:hi] = model.predict(features.features(ks))
+    return out
+
+
+class Scorer:
+    """Online predictions of one model for requests given by their feature-table indices."""
+
+    def __init__(self, model: Model, features: KeyFeatures):
+        w, b = model.raw_weights()
+        self.model = model
+        self.pa = features.a @ w * (1 / math.sqrt(2))
+        self.pb = features.b @ w * (1 / math.sqrt(2))
+        self.b = b
+
+    def predict(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.where(self.pa[i] + self.pb[j] + self.b >= 0, 1, -1).astype(np.int8)
+
+
+class ReplicaPool:
+    """c FIFO servers; `serve` returns start times for arrivals in order (Kiefer–Wolfowitz)."""
+
+    def __init__(self, replicas: int):
+        self.replicas = replicas
+        self.free_at = [0.0] * replicas   # a heap
+
+    def serve(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
+        if self.replicas == 0:
+            raise ValueError("no replicas")
+        heap, replace = self.free_at, heapq.heapreplace
+        starts = []
+        append = starts.append
+        for a, s in zip(arrival_s.tolist(), service_s.tolist()):
+            f = heap[0]
+            st = a if a > f else f
+            append(st)
+            replace(heap, st + s)
+        return np.asarray(starts, dtype=float)

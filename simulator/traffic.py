@@ -1,0 +1,181 @@
+"""Synthetic traffic: arrivals, request keys, each key's features, and the drifting concept.
+
+- Arrivals: exact non-homogeneous Poisson process with the diurnal rate, by thinning
+  (Lewis & Shedler 1979).
+- Keys: bounded Zipf over the cardinality by rejection-inversion (Hörmann & Derflinger
+  1996, ACM TOMACS 6(3)), without any array of size N; N up to 1e18, or infinite for s > 1.
+  Key 1 is the most popular.
+- Features: a key always means the same input. x(key) = (A[h1(key)] + B[h2(key)]) / √2 with
+  A, B fixed tables of standard normal rows and h1, h2 two halves of a 64-bit hash, so every
+  key's features are exactly N(0, I) and two keys share a row only with probability 2^-17.
+- Concept: the drift model of advisor.theory (rotation in planes); labels are
+  sign(w(t)·x) flipped with probability label_noise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from advisor import theory
+from scenarios.schema import Scenario
+
+TABLE_BITS = 17
+TABLE_ROWS = 1 << TABLE_BITS
+UNBOUNDED_FLAT_N = 1e18   # "unbounded" with s <= 1 has no normalisable Zipf: sample over 1e18 keys
+MAX_KEY = 9.0e18          # keys are uint64; an unbounded tail beyond this is folded onto it
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+# ------------------------------------------------------------------- arrivals
+
+def rate_at(t_s, rate_per_s: float, amplitude: float):
+    """rate(t) = rate · (1 + A sin(2π t / 1 d))."""
+    return rate_per_s * (1.0 + amplitude * np.sin(2 * np.pi * np.asarray(t_s) / 86400.0))
+
+
+def integrated_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -> float:
+    """∫ rate(t) dt over [t0, t1): the expected number of arrivals."""
+    w = 2 * math.pi / 86400.0
+    return rate_per_s * ((t1 - t0) - amplitude * (math.cos(w * t1) - math.cos(w * t0)) / w)
+
+
+def arrivals(rng: np.random.Generator, t0: float, t1: float, rate_per_s: float, amplitude: float) -> np.ndarray:
+    """Sorted arrival times on [t0, t1) of a Poisson process with the diurnal rate (thinning:
+    candidates at the peak rate, each kept with probability rate(t)/peak)."""
+    peak = rate_per_s * (1.0 + amplitude)
+    n = rng.poisson(peak * (t1 - t0))
+    t = np.sort(rng.uniform(t0, t1, n))
+    if amplitude > 0:
+        keep = rng.random(n) * peak < rate_at(t, rate_per_s, amplitude)
+        t = t[keep]
+    return t
+
+
+# ----------------------------------------------------------------------- Zipf
+
+def _h_integral(x, s):
+    """H(x) = ∫_1^x t^-s dt = (x^(1−s) − 1)/(1 − s), stable near s = 1."""
+    lx = np.log(x)
+    e = (1.0 - s) * lx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(e) > 1e-8, np.expm1(e) / np.where(e == 0, 1, e), 1.0 + e / 2) * lx
+
+
+def _h_integral_inv(y, s):
+    t = y * (1.0 - s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(np.abs(t) > 1e-8, np.log1p(t) / np.where(t == 0, 1, t), 1.0 - t / 2)
+    return np.exp(f * y)
+
+
+class ZipfSampler:
+    """Bounded Zipf(s) on {1..N} (N may be math.inf when s > 1) by rejection-inversion.
+
+    Expected acceptance rate is above 90% for all s; draws are vectorised in numpy."""
+
+    def __init__(self, n_keys: float, s: float):
+        if math.isinf(n_keys) and s <= 1:
+            raise ValueError("an unbounded Zipf needs s > 1")
+        self.n, self.s = float(n_keys), float(s)
+        if self.s == 0.0:
+            return
+        self.h_x1 = float(_h_integral(1.5, s)) - 1.0
+        self.h_n = (1.0 / (s - 1.0)) if math.isinf(self.n) else float(_h_integral(self.n + 0.5, s))
+        self.cut = 2.0 - float(_h_integral_inv(_h_integral(2.5, s) - 2.0 ** (-s), s))
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """`size` keys as uint64 (ranks from 1; exact integers up to 2^53, then rounded)."""
+        if self.s == 0.0:
+            u = rng.random(size)
+            return (np.floor(u * self.n) + 1).astype(np.uint64)
+        out = np.empty(size, dtype=np.float64)
+        todo = np.arange(size)
+        s = self.s
+        while todo.size:
+            u = self.h_n + rng.random(todo.size) * (self.h_x1 - self.h_n)
+            x = _h_integral_inv(u, s)
+            k = np.clip(np.floor(x + 0.5), 1.0, min(self.n, MAX_KEY))
+            ok = (k - x <= self.cut) | (u >= _h_integral(k + 0.5, s) - k ** (-s))
+            out[todo[ok]] = k[ok]
+            todo = todo[~ok]
+        return out.astype(np.uint64)
+
+
+def zipf_for(sc: Scenario) -> ZipfSampler:
+    n, s = sc.traffic.cardinality, sc.traffic.zipf_s
+    if n is None:
+        n = math.inf if s > 1 else UNBOUNDED_FLAT_N
+    return ZipfSampler(n, s)
+
+
+# ------------------------------------------------------------------ features
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix."""
+    z = (x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) & _M64
+    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+    return z ^ (z >> np.uint64(31))
+
+
+class KeyFeatures:
+    """The deterministic map key -> feature vector x(key) ~ N(0, I_d)."""
+
+    def __init__(self, rng: np.random.Generator, features: int):
+        self.d = features
+        self.a = rng.standard_normal((TABLE_ROWS, features))
+        self.b = rng.standard_normal((TABLE_ROWS, features))
+        self.salt = np.uint64(int(rng.integers(0, 2**63)))
+
+    def index(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(over="ignore"):
+            h = splitmix64(keys ^ self.salt)
+        mask = np.uint64(TABLE_ROWS - 1)
+        return (h & mask).astype(np.intp), ((h >> np.uint64(32)) & mask).astype(np.intp)
+
+    def features(self, keys: np.ndarray) -> np.ndarray:
+        """Materialised feature matrix (n × d) for the given keys."""
+        i, j = self.index(keys)
+        return (self.a[i] + self.b[j]) * (1.0 / math.sqrt(2.0))
+
+
+# ------------------------------------------------------------------- concept
+
+class Concept:
+    """The ground truth w(t) = Q u(t), u(t) = (√p_k cos(ω_k t + φ_k), √p_k sin(ω_k t + φ_k))_k,
+    so that w(t)·w(t + a) = Σ p_k cos(ω_k a) (advisor.theory.concept_cos)."""
+
+    def __init__(self, rng: np.random.Generator, features: int, half_life_s: float, label_noise: float):
+        self.d, self.noise = features, label_noise
+        self.p, self.omega = theory.drift_spectrum(features, half_life_s)
+        self.planes = self.p.size
+        self.phase = rng.uniform(0, 2 * np.pi, self.planes)
+        q, r = np.linalg.qr(rng.standard_normal((features, features)))
+        self.q = q * np.sign(np.diag(r))  # Haar-random orthogonal (Mezzadri 2007)
+        self.sqrt_p = np.sqrt(self.p)
+
+    def u(self, t_s) -> np.ndarray:
+        """Concept coordinates in the rotated basis: (..., 2·planes)."""
+        ang = np.multiply.outer(np.asarray(t_s, dtype=float), self.omega) + self.phase
+        return np.concatenate([self.sqrt_p * np.cos(ang), self.sqrt_p * np.sin(ang)], axis=-1)
+
+    def w(self, t_s: float) -> np.ndarray:
+        """The unit concept vector at time t."""
+        return self.q[:, : 2 * self.planes] @ self.u(t_s)
+
+    def rotate(self, x: np.ndarray) -> np.ndarray:
+        """Feature rows in the concept's basis (only the moving coordinates)."""
+        return x @ self.q[:, : 2 * self.planes]
+
+    def margin(self, z: np.ndarray, t_s) -> np.ndarray:
+        """w(t)·x for rows z = rotate(x) at per-row (or one) times."""
+        u = self.u(t_s)
+        return np.einsum("ij,ij->i", z, u) if u.ndim == 2 else z @ u
+
+    def labels(self, rng: np.random.Generator, x: np.ndarray, t_s) -> np.ndarray:
+        """Observed labels in {−1, +1}: sign(w(t)·x), flipped with probability label_noise."""
+        y = np.where(self.margin(self.rotate(x), t_s) >= 0, 1, -1).astype(np.int8)
+        if self.noise > 0:
+            y = np.where(rng.random(y.size) < self.noise, -y, y).astype(np.int8)
+        return y
