@@ -135,7 +135,7 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
     """One row per scenario, side by side: the course's use-case table, with numbers."""
     from . import render
     from .decide import advise as run_advise
-    loaded = [_load(s, (set_ or []) + ([f"horizon={horizon}"] if horizon else [])) for s in scenarios]
+    loaded = [_load(s, (set_ or []) + _horizon_set(horizon)) for s in scenarios]
     rows = []
     for sc in loaded:
         rows.append({"scenario_obj": sc, "advice": run_advise(sc).to_json()})
@@ -160,6 +160,75 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
         print(render.dumps(docs))
     else:
         render.compare_table(out, rows, simulate)
+
+
+def _horizon_set(horizon: Optional[str]) -> list[str]:
+    if horizon is None:
+        return []
+    from scenarios.units import parse_duration_s
+    try:
+        parse_duration_s(horizon)
+    except ValueError as e:
+        raise BadInput(f"--horizon {horizon}: {e}") from None
+    return [f"horizon={horizon}"]
+
+
+def write_run(out_dir: Path, result) -> list[Path]:
+    """Write metrics.json, timeseries.csv, latency_hist.csv and events.json into out_dir,
+    each file completely or not at all."""
+    import io
+
+    import pandas as pd
+
+    from . import render
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"metrics.json": render.dumps(result.metrics) + "\n"}
+    buf = io.StringIO()
+    result.timeseries_frame().to_csv(buf, index=False)
+    files["timeseries.csv"] = buf.getvalue()
+    rows = []
+    for path, h in result.latency_hist.items():
+        edges, counts = h.nonzero_bins()
+        rows += [{"path": path, "upper_edge_ms": e * 1e3, "count": c} for e, c in zip(edges, counts)]
+    buf = io.StringIO()
+    pd.DataFrame(rows, columns=["path", "upper_edge_ms", "count"]).to_csv(buf, index=False)
+    files["latency_hist.csv"] = buf.getvalue()
+    files["events.json"] = render.dumps(result.events) + "\n"
+    written = []
+    for name, text in files.items():
+        atomic_write(out_dir / name, text)
+        written.append(out_dir / name)
+    return written
+
+
+@app.command()
+@guarded
+def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+             set_: Optional[List[str]] = SetOpt,
+             seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Random seed (default: the scenario's)."),
+             horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span, e.g. 6h or 7d (default: the scenario's)."),
+             out_dir: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, timeseries.csv, latency_hist.csv, events.json here."),
+             json_: bool = JsonOpt):
+    """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
+    synthetic traffic and report latency, cost, staleness and accuracy."""
+    from . import render
+    from .decide import design_for, predict
+    from simulator import simulate as run_sim
+    # the design is planned on the scenario as written; --horizon only changes the span simulated
+    design = design_for(_load(scenario, set_))
+    sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a directory")
+    result = run_sim(sc, seed=seed, design=design, progress=True)
+    if out_dir is not None:
+        for pth in write_run(out_dir, result):
+            err.print(f"wrote {pth}")
+    if json_:
+        print(render.dumps(result.metrics))
+    else:
+        render.simulation(out, result.metrics, predict(sc, design).to_json())
 
 
 def main():

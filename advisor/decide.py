@@ -232,9 +232,18 @@ class Prediction:
         return out
 
 
+def _jobs_within(horizon_s: float, every_s: float, job_s: float) -> float:
+    """Jobs started at k·every_s (k >= 1, before the horizon) that finish by the horizon."""
+    if job_s <= 0:
+        return float(max(0, math.ceil(horizon_s / every_s - 1e-9) - 1))
+    return float(max(0, math.floor((horizon_s - job_s) / every_s + 1e-9)))
+
+
 def deployments_per_horizon(sc: Scenario, d: Design) -> float:
-    """Model deployments in the horizon, counting the initial model."""
-    return 1.0 if d.training == "static" else 1.0 + math.floor(sc.horizon / period_s(sc, d) + 1e-9)
+    """Model deployments in the horizon, counting the initial model (trained before t = 0)."""
+    if d.training == "static":
+        return 1.0
+    return 1.0 + _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
 
 
 def table_refreshes_per_horizon(sc: Scenario, d: Design) -> float:
@@ -244,7 +253,7 @@ def table_refreshes_per_horizon(sc: Scenario, d: Design) -> float:
         return 1.0
     keys = table_keys(sc, d)
     per = max(period_s(sc, d), batch_predict_s(sc, keys))
-    return 1.0 + math.floor(sc.horizon / per + 1e-9)
+    return 1.0 + _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
 
 
 def predict(sc: Scenario, d: Design) -> Prediction:

@@ -100,3 +100,62 @@ def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
                         format_duration(sim["staleness"]["model_age_s"]["mean"]),
                         f"{sim['accuracy']['lost_to_staleness']:.2%}", style="dim")
     console.print(tab)
+
+
+def simulation(console: Console, m: dict, predicted: dict | None = None) -> None:
+    """Human summary of one simulation, with the advisor's prediction alongside."""
+    a = m["architecture"]
+    every = f" every {format_duration(a['retrain_every_s'])}" if a["retrain_every_s"] else ""
+    k = f", top {format_count(a['cache_top_k'])} precomputed" if a["cache_top_k"] else ""
+    console.print(f"[bold]mlarch simulate: {m['scenario']}[/bold]  seed {m['seed']}, "
+                  f"{format_duration(m['horizon_s'])} simulated in {m['wall_s']:.1f} s "
+                  f"({m['requests'] / max(m['wall_s'], 1e-9) / 1e6:.2f}M requests/s)")
+    console.print(f"architecture: training {a['training']}{every}; serving {a['serving']}{k}; "
+                  f"{a['replicas']} replicas")
+    p = predicted or {}
+    tab = Table(show_header=True)
+    tab.add_column("figure")
+    tab.add_column("simulated", justify="right")
+    tab.add_column("advisor predicted", justify="right")
+    lat = m["latency_ms"]
+    acc = m["accuracy"]
+    age = m["staleness"]["model_age_s"]
+    rows = [
+        ("requests", f"{m['requests']:,}", ""),
+        ("latency p50 / p95", f"{lat['p50']:.1f} / {lat['p95']:.1f} ms", ""),
+        ("latency p99", _ms(lat["p99"]), _ms(p.get("latency_p99_ms"))),
+        ("latency p99.9 / max", f"{lat['p999']:.1f} / {lat['max']:.1f} ms", ""),
+    ]
+    for path, h in m["latency_ms_by_path"].items():
+        rows.append((f"  {path} path p50 / p99", f"{h['p50']:.1f} / {h['p99']:.1f} ms", ""))
+    rows += [
+        ("queue wait mean / p99", f"{m['queue_wait_ms']['mean']:.2f} / {m['queue_wait_ms']['p99']:.1f} ms", ""),
+        ("requests that queued (model path)", f"{m['waited_fraction']:.1%}", ""),
+        ("SLO violations", f"{m['slo_violation_fraction']:.2%}", ""),
+        ("cache hit ratio", f"{m['cache_hit_ratio']:.1%}",
+         f"{p['cache_hit_ratio']:.1%}" if p else ""),
+        ("table size", format_bytes(m["storage"]["table_bytes"]), format_bytes(p["table_bytes"]) if p else ""),
+        ("storage", _usd(m["storage"]["usd_per_month"]) + "/month",
+         _usd(p["storage_usd_per_month"]) + "/month" if p else ""),
+        ("cost: serving / training / batch", " / ".join(_usd(m["cost_usd"][k2]) for k2 in
+                                                     ("serving", "training", "batch_prediction")), ""),
+        ("cost per month (all)", _usd(m["cost_usd_per_month"]), _usd(p["cost_usd_per_month"]) if p else ""),
+        ("model age mean / p95 / max", f"{format_duration(age['mean'])} / {format_duration(age['p95'])} / "
+                                       f"{format_duration(age['max'])}",
+         format_duration(p["mean_model_age_s"]) if p else ""),
+        ("accuracy served (fresh model)", f"{acc['served']:.2%} ({acc['fresh_model']:.2%})",
+         f"{p['served_accuracy']:.2%} ({p['fresh_accuracy']:.2%})" if p else ""),
+        ("accuracy lost to staleness", f"{acc['lost_to_staleness']:.2%}",
+         f"{p['accuracy_loss']:.2%}" if p else ""),
+    ]
+    v, t = m["validation"], m["training"]
+    kinds = ", ".join(f"{k2} {c}" for k2, c in sorted(v["by_kind"].items())) or "none"
+    rows += [
+        ("data batches / quarantined", f"{v['batches']} / {v['quarantined']}", ""),
+        ("anomalies", kinds, ""),
+        ("training runs / deployed / gate rejections",
+         f"{t['runs']} / {t['deployed']} / {t['rejected_by_gate']}", ""),
+    ]
+    for r in rows:
+        tab.add_row(*r)
+    console.print(tab)

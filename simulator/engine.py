@@ -73,6 +73,8 @@ class Simulation:
         self.concept = Concept(world, d.features, d.concept_half_life, d.label_noise)
         self.za = self.concept.rotate(self.features.a) / math.sqrt(2)
         self.zb = self.concept.rotate(self.features.b) / math.sqrt(2)
+        self.za_norm = np.linalg.norm(self.za, axis=1)
+        self.zb_norm = np.linalg.norm(self.zb, axis=1)
         self.zipf = zipf_for(sc)
         self.source = DataSource(sc, self.concept, data)
         self.pool = ReplicaPool(design.replicas) if design.replicas else None
@@ -163,7 +165,7 @@ class Simulation:
         self.advance(at_s)
         self.live = m
         self.scorer = Scorer(m, self.features)
-        self.u_end_model = self.concept.u(m.data_end_s)
+        self.end_proj_model = self._proj(m.data_end_s)
         if count:
             self.bucket.deployments += 1
 
@@ -171,7 +173,7 @@ class Simulation:
         self.advance(at_s)
         preds = batch_predict(m, self.features, self.keys_in_table)
         self.table = Table(self.keys_in_table, preds, m, at_s)
-        self.u_end_table = self.concept.u(m.data_end_s)
+        self.end_proj_table = self._proj(m.data_end_s)
         self.cost["batch_prediction"] += (self.keys_in_table * self.sc.model.inference_time.mean_s
                                           * self.vcpu_s)
 
@@ -221,14 +223,14 @@ class Simulation:
         if hit.any():
             self.lat_path["table"].add(latency[hit])
         # truth at the request's time, and at the end of the serving model's data
-        z = self.za[i] + self.zb[j]
-        y_true = np.where(self.concept.margin(z, t) >= 0, 1, -1).astype(np.int8)
+        y_true = self._true_labels(t, i, j)
         eps = sc.data.label_noise
         flip = self.rng_lab.random(n) < eps if eps > 0 else np.zeros(n, bool)
         y_obs = np.where(flip, -y_true, y_true)
-        u_end = np.where(hit[:, None], self.u_end_table, self.u_end_model) if self.keys_in_table \
-            else self.u_end_model
-        y_end = np.where((np.einsum("ij,ij->i", z, u_end) if np.ndim(u_end) == 2 else z @ u_end) >= 0, 1, -1)
+        m_end = self.end_proj_model[0][i] + self.end_proj_model[1][j]
+        if self.keys_in_table and hit.any():
+            m_end = np.where(hit, self.end_proj_table[0][i] + self.end_proj_table[1][j], m_end)
+        y_end = np.where(m_end >= 0, 1, -1)
         age = t - np.where(hit, self.table.model.data_end_s if self.keys_in_table else 0.0,
                            self.live.data_end_s)
         self.lat.add(latency)
@@ -251,12 +253,31 @@ class Simulation:
         b.hits += int(hit.sum())
         b.age_sum += float(age.sum())
 
+    def _proj(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Concept margins of every feature-table row at time t: w(t)·x = pa[i] + pb[j]."""
+        u = self.concept.u(t_s)
+        return self.za @ u, self.zb @ u
+
+    def _true_labels(self, t: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """sign(w(t)·x) per request, exactly. The margin at the chunk's start time t0 decides
+        every request whose margin exceeds the most the concept can move within the chunk
+        (‖z‖·drift_bound, with ‖z‖ <= ‖za_i‖ + ‖zb_j‖); the rest are evaluated exactly."""
+        t0 = float(t[0])
+        pa, pb = self._proj(t0)
+        m0 = pa[i] + pb[j]
+        bound = (self.za_norm[i] + self.zb_norm[j]) * self.concept.drift_bound(float(t[-1]) - t0)
+        near = np.nonzero(np.abs(m0) <= bound * (1 + 1e-9) + 1e-12)[0]
+        if near.size:
+            z = self.za[i[near]] + self.zb[j[near]]
+            m0[near] = self.concept.margin(z, t[near])
+        return np.where(m0 >= 0, 1, -1).astype(np.int8)
+
     # ------------------------------------------------------------- SimPy processes
     def _feed(self, env):
         sc, B = self.sc, self.sc.data.batch_interval
         k = 1
         next_retrain = self.design.retrain_every_s or math.inf
-        while k * B <= self.horizon + 1e-9:
+        while k * B < self.horizon - 1e-9:   # the run covers [0, horizon)
             yield env.timeout(k * B - env.now)
             b = self.source.batch(k, env.now)
             ok = self._accept_or_quarantine(b)
@@ -280,9 +301,11 @@ class Simulation:
             self.version += 1
             m = fit(window, self.version, env.now + job_s)
             holdout = self.holdout
+            yield env.timeout(job_s)
+            if env.now > self.horizon:
+                return   # still running when the run ends: neither counted nor charged
             self.train["runs"] += 1
             self.cost["training"] += job_s * self.vcpu_s
-            yield env.timeout(job_s)
             g = gate(m, self.live, *holdout) if holdout is not None else None
             if g is None or g.deploy:
                 self._deploy(m, env.now)
@@ -303,6 +326,8 @@ class Simulation:
             self.refresh_wanted = env.event()
             m = self.live            # the batch job predicts with the model live when it starts
             yield env.timeout(bp_s)
+            if env.now > self.horizon:
+                return
             self._fill_table(m, env.now)
             self.events.append({"t_s": env.now, "event": "table_refresh", "version": m.version})
 

@@ -173,6 +173,11 @@ class Concept:
         u = self.u(t_s)
         return np.einsum("ij,ij->i", z, u) if u.ndim == 2 else z @ u
 
+    def drift_bound(self, span_s: float) -> float:
+        """Upper bound on ‖u(t) − u(t0)‖ for |t − t0| <= span: sqrt(Σ p_k (ω_k span)²),
+        since |e^{iωδ} − 1| <= ωδ."""
+        return float(np.sqrt(np.sum(self.p * (self.omega * span_s) ** 2)))
+
     def labels(self, rng: np.random.Generator, x: np.ndarray, t_s) -> np.ndarray:
         """Observed labels in {−1, +1}: sign(w(t)·x), flipped with probability label_noise."""
         y = np.where(self.margin(self.rotate(x), t_s) >= 0, 1, -1).astype(np.int8)

@@ -1,0 +1,299 @@
+"""Simulator: exact queueing, samplers vs theory, pipeline behaviour, invariants, determinism."""
+import json
+import math
+
+import numpy as np
+import pytest
+import simpy
+from scipy import stats
+
+from advisor import theory
+from advisor.decide import Design, predict
+from scenarios import load_scenario
+from simulator import simulate
+from simulator.engine import Simulation
+from simulator.evaluate import gate
+from simulator.ingest import DataSource
+from simulator.serve import ReplicaPool, Scorer, batch_predict
+from simulator.traffic import Concept, KeyFeatures, ZipfSampler, arrivals, integrated_rate
+from simulator.train import Model
+from simulator import validate as validation
+
+SMALL = ["traffic.rate=200/s", "horizon=2h", "data.batch_interval=15m", "model.training_window=6h",
+         "data.velocity=2e6/d"]
+
+
+def small(*extra):
+    return load_scenario("spam", SMALL + list(extra))
+
+
+# ------------------------------------------------------------------ queueing
+
+def simpy_fifo_waits(arrival, service, c):
+    """Reference: one SimPy process per request on a c-server FIFO Resource."""
+    env = simpy.Environment()
+    res = simpy.Resource(env, capacity=c)
+    waits = np.empty(len(arrival))
+
+    def customer(k):
+        yield env.timeout(arrival[k] - env.now)
+        with res.request() as req:
+            t0 = env.now
+            yield req
+            waits[k] = env.now - t0
+            yield env.timeout(service[k])
+
+    def source():
+        for k in range(len(arrival)):
+            yield env.timeout(arrival[k] - env.now)
+            env.process(customer(k))
+    env.process(source())
+    env.run()
+    return waits
+
+
+@pytest.mark.parametrize("c,rho", [(1, 0.8), (4, 0.9), (12, 0.7)])
+def test_kiefer_wolfowitz_equals_per_request_simpy(c, rho):
+    rng = np.random.default_rng(c)
+    n = 20_000
+    service = rng.lognormal(math.log(0.02), 0.6, n)
+    lam = rho * c / service.mean()
+    arrival = np.cumsum(rng.exponential(1 / lam, n))
+    pool = ReplicaPool(c)
+    # carried across windows: serve in three uneven windows
+    starts = np.concatenate([pool.serve(arrival[a:b], service[a:b]) for a, b in [(0, 777), (777, 15000), (15000, n)]])
+    ours = starts - arrival
+    ref = simpy_fifo_waits(arrival, service, c)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9)
+    assert (ours >= 0).all() and (ours > 0).any()
+
+
+# ---------------------------------------------------------------- traffic
+
+@pytest.mark.parametrize("n,s", [(1000, 0.8), (10**6, 1.0), (10**9, 1.2), (50, 0.0)])
+def test_zipf_head_chi_square(n, s):
+    rng = np.random.default_rng(3)
+    draws = 400_000
+    k = ZipfSampler(n, s).sample(rng, draws)
+    assert k.min() >= 1 and k.max() <= n
+    head = 20
+    h_n = theory.harmonic(n, s)
+    p = np.array([i ** -s / h_n for i in range(1, head + 1)])
+    obs = np.bincount(k[k <= head].astype(int), minlength=head + 1)[1:]
+    expected = np.append(p, 1 - p.sum()) * draws
+    chi = stats.chisquare(np.append(obs, draws - obs.sum()), expected)
+    assert chi.pvalue > 1e-3  # a correct sampler fails this 1 time in 1000
+
+
+@pytest.mark.parametrize("n,s,k", [(10**6, 0.9, 1000), (10**12, 1.1, 10**5), (10**18, 1.05, 10**6)])
+def test_zipf_coverage_matches_theory(n, s, k):
+    rng = np.random.default_rng(4)
+    draws = 1_000_000
+    share = np.mean(ZipfSampler(n, s).sample(rng, draws) <= k)
+    p = theory.zipf_coverage(k, n, s)
+    assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / draws)  # binomial, 4 sigma
+
+
+def test_unbounded_zipf_coverage():
+    rng = np.random.default_rng(5)
+    share = np.mean(ZipfSampler(math.inf, 1.3).sample(rng, 1_000_000) <= 100)
+    p = theory.zipf_coverage(100, None, 1.3)
+    assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / 1e6)
+
+
+def test_diurnal_arrival_counts_match_integrated_rate():
+    rng = np.random.default_rng(6)
+    rate, amp = 50.0, 0.7
+    for t0, t1 in [(0, 21600), (21600, 43200), (43200, 64800), (64800, 86400)]:
+        n = arrivals(rng, t0, t1, rate, amp).size
+        mu = integrated_rate(t0, t1, rate, amp)
+        assert abs(n - mu) < 4 * math.sqrt(mu)  # Poisson, 4 sigma
+
+
+def test_key_features_are_deterministic_and_standard_normal():
+    kf = KeyFeatures(np.random.default_rng(7), 8)
+    keys = np.arange(1, 100_001, dtype=np.uint64)
+    x1, x2 = kf.features(keys), kf.features(keys)
+    np.testing.assert_array_equal(x1, x2)
+    assert np.all(np.abs(x1.mean(0)) < 4 / math.sqrt(1e5))
+    assert np.all(np.abs(x1.std(0) - 1) < 0.01)
+
+
+def test_frozen_model_accuracy_falls_as_drift_predicts():
+    rng = np.random.default_rng(8)
+    hl, d, eps = 86400.0, 16, 0.05
+    concept = Concept(rng, d, hl, eps)
+    n = 200_000
+    x = rng.standard_normal((n, d))
+    v = concept.w(0.0)
+    for age_hl in (0.5, 1.0, 2.0, 3.0):
+        y = concept.labels(rng, x, age_hl * hl)
+        acc = np.mean(np.where(x @ v >= 0, 1, -1) == y)
+        p = theory.accuracy_vs_age(age_hl * hl, features=d, half_life_s=hl, window_s=0.0, label_noise=eps)
+        assert abs(acc - p) < 4 * math.sqrt(p * (1 - p) / n), age_hl
+
+
+# ----------------------------------------------------------------- pipeline
+
+def test_scorer_equals_model_on_materialised_features():
+    sim = Simulation(small(), Design("static", None, "dynamic", None, 2), 1, 3600.0)
+    sim._bootstrap()
+    keys = np.random.default_rng(1).integers(1, 10**12, 50_000).astype(np.uint64)
+    i, j = sim.features.index(keys)
+    ours = Scorer(sim.live, sim.features).predict(i, j)
+    x = sim.features.features(keys)
+    margin = sim.live.decision_function(x)
+    ref = sim.live.predict(x)
+    clear = np.abs(margin) > 1e-9   # folding the transform changes rounding only
+    np.testing.assert_array_equal(ours[clear], ref[clear])
+    # the table is filled by the same model on materialised features
+    np.testing.assert_array_equal(batch_predict(sim.live, sim.features, 1000),
+                                  sim.live.predict(sim.features.features(np.arange(1, 1001, dtype=np.uint64))))
+
+
+def test_true_labels_fast_path_is_exact():
+    sim = Simulation(small("data.concept_half_life=1h"), Design("static", None, "dynamic", None, 2), 2, 3600.0)
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.uniform(1000.0, 1900.0, 100_000))
+    keys = rng.integers(1, 10**9, t.size).astype(np.uint64)
+    i, j = sim.features.index(keys)
+    fast = sim._true_labels(t, i, j)
+    z = sim.concept.rotate(sim.features.features(keys))
+    exact = np.where(sim.concept.margin(z, t) >= 0, 1, -1)
+    np.testing.assert_array_equal(fast, exact)
+
+
+def test_periodic_retraining_mean_age_is_d_plus_half_t():
+    sc = small("data.label_delay=10m", "model.train_time={fixed: 5m, per_million_examples: 0s}",
+               "horizon=12h", "traffic.rate=20/s")
+    d = Design("periodic", 3600.0, "dynamic", None, 4)
+    m = simulate(sc, seed=3, design=d).metrics
+    D, T = 600.0 + 300.0, 3600.0
+    # mean of U(D, D+T) over a whole number of periods, sampled by ~860k Poisson requests:
+    # its standard error is T/sqrt(12 n) < 2 s; allow 1% for the histogram-free exact mean
+    assert m["staleness"]["model_age_s"]["mean"] == pytest.approx(D + T / 2, rel=0.01)
+    # jobs at 1h..11h finish inside the 12h run (the one at 12h would start at the end)
+    assert m["training"]["runs"] == 1 + 11 and m["training"]["deployed"] >= 11
+
+
+FAULTS = {
+    "missing_feature": ("{at: 30m, kind: missing_feature, feature: 2}", "SCHEMA_MISSING_COLUMN"),
+    "unexpected_feature": ("{at: 30m, kind: unexpected_feature}", "SCHEMA_NEW_COLUMN"),
+    "type_change": ("{at: 30m, kind: type_change, feature: 3}", "UNEXPECTED_DATA_TYPE"),
+    "category_remap": ("{at: 30m, kind: category_remap}", "COMPARATOR_L_INFTY_HIGH"),
+    "scale_shift": ("{at: 30m, kind: scale_shift, feature: 1, factor: 10}", "FLOAT_TYPE_BIG_FLOAT"),
+    "null_fraction": ("{at: 30m, kind: null_fraction, feature: 4, fraction: 5%}", "FEATURE_TYPE_LOW_FRACTION_PRESENT"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTS))
+def test_each_fault_kind_is_detected_and_quarantined(kind):
+    fault, anomaly = FAULTS[kind]
+    sc = small(f"data.faults=[{fault}]", "traffic.rate=5/s")
+    m = simulate(sc, seed=1, design=Design("periodic", 1800.0, "dynamic", None, 2)).metrics
+    v = m["validation"]
+    # batches every 15m in [0, 2h): the first at 15m is clean, the 6 from 30m on are faulty
+    assert v["batches"] == 7 and v["quarantined"] == 6
+    assert v["by_kind"].get(anomaly, 0) == 6
+    assert m["training"]["runs"] >= 2   # retrains still run, on the clean data only
+
+
+@pytest.mark.parametrize("rows", [500, 20_000])
+def test_clean_batches_pass_validation(rows):
+    sc = small()
+    src = DataSource(sc, Concept(np.random.default_rng(1), 16, 86400.0, 0.03), np.random.default_rng(2))
+    ref = validation.infer_reference(src.batch(0, 0.0).columns)
+    false_alarms = 0
+    for k in range(1, 41):
+        cols = src.batch(k, k * 900.0).columns
+        if rows < 20_000:
+            cols = {n: v[:rows] for n, v in cols.items()}
+        false_alarms += bool(validation.validate(cols, ref))
+    assert false_alarms <= 2  # Bonferroni keeps the family-wise false alarm rate near 5%
+
+
+def test_gate_rejects_a_corrupted_model():
+    sim = Simulation(small(), Design("static", None, "dynamic", None, 2), 1, 3600.0)
+    sim._bootstrap()
+    live = sim.live
+    corrupted = Model(2, live.transform, -live.coef, -live.intercept, 0.0, 0.0, 1.0)
+    x, y = sim.holdout
+    assert not gate(corrupted, live, x, y).deploy
+    assert gate(live, live, x, y).deploy
+
+
+def test_every_finished_training_run_is_deployed_or_rejected():
+    sc = small("data.label_noise=0.45", "horizon=1h")
+    m = simulate(sc, seed=2, design=Design("periodic", 900.0, "dynamic", None, 2)).metrics
+    assert m["training"]["runs"] >= 2
+    assert m["training"]["rejected_by_gate"] + m["training"]["deployed"] == m["training"]["runs"]
+
+
+# --------------------------------------------------------------- invariants
+
+@pytest.mark.parametrize("serving,k", [("dynamic", None), ("hybrid", 5000), ("static", None)])
+def test_invariants(serving, k):
+    extra = ["traffic.cardinality=20000", "traffic.peakedness={zipf_s: 1.0}"]
+    sc = small(*extra)
+    d = Design("periodic", 1800.0, serving, k, 0 if serving == "static" else 3)
+    m = simulate(sc, seed=4, design=d).metrics
+    by_path = m["latency_ms_by_path"]
+    assert m["requests"] > 0
+    assert m["queue_wait_ms"]["p50"] >= 0 and m["queue_wait_ms"]["max"] >= 0
+    assert 0 <= m["cache_hit_ratio"] <= 1 and 0 <= m["waited_fraction"] <= 1
+    assert all(v >= 0 for v in m["cost_usd"].values())
+    assert m["cost_usd"]["total"] == pytest.approx(sum(v for kk, v in m["cost_usd"].items() if kk != "total"))
+    assert 0 <= m["accuracy"]["served"] <= 1
+    if serving == "static":
+        assert m["cache_hit_ratio"] == 1.0 and set(by_path) == {"table"}
+    if serving == "dynamic":
+        assert m["cache_hit_ratio"] == 0.0 and set(by_path) == {"model"}
+    if serving == "hybrid":
+        assert set(by_path) == {"table", "model"}
+        assert m["staleness"]["table_age_s"]["mean"] >= m["staleness"]["model_age_s"]["mean"] * 0.5
+
+
+def test_requests_conserved_across_paths():
+    sim = Simulation(small("traffic.cardinality=1000", "traffic.peakedness={zipf_s: 1.0}"),
+                     Design("static", None, "hybrid", 100, 2), 5, 1800.0)
+    res = sim.run()
+    assert sum(h.n for k, h in res.latency_hist.items() if k != "all") == res.metrics["requests"]
+    assert sum(r["requests"] for r in res.timeseries) == res.metrics["requests"]
+
+
+def test_determinism_per_seed():
+    sc = small("horizon=30m")
+    a = simulate(sc, seed=11).metrics
+    b = simulate(sc, seed=11).metrics
+    c = simulate(sc, seed=12).metrics
+    a.pop("wall_s"), b.pop("wall_s"), c.pop("wall_s")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert a["latency_ms"] != c["latency_ms"]
+
+
+# --------------------------------------------------------------------- CLI
+
+def test_simulate_cli_writes_outputs(cli, tmp_path):
+    out = tmp_path / "run"
+    res = cli("simulate", "spam", "--horizon", "20m", "--set", "traffic.rate=50/s", "--out", out, "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    for key in ("scenario", "seed", "horizon_s", "architecture", "requests", "latency_ms", "latency_ms_by_path",
+                "queue_wait_ms", "waited_fraction", "slo_violation_fraction", "cache_hit_ratio", "storage",
+                "cost_usd", "cost_usd_per_month", "staleness", "accuracy", "validation", "training", "wall_s"):
+        assert key in doc
+    assert set(doc["latency_ms"]) == {"mean", "p50", "p95", "p99", "p999", "max"}
+    assert json.loads((out / "metrics.json").read_text())["requests"] == doc["requests"]
+    import pandas as pd
+    ts = pd.read_csv(out / "timeseries.csv")
+    assert ts["requests"].sum() == doc["requests"]
+
+
+def test_simulate_cli_bad_inputs(cli, tmp_path):
+    res = cli("simulate", "spam", "--horizon", "-3h")
+    assert res.exit_code == 2 and "--horizon" in res.stderr
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = cli("simulate", "spam", "--horizon", "1m", "--out", f)
+    assert res.exit_code == 2 and "not a directory" in res.stderr
+    assert f.read_text() == "x"
