@@ -21,7 +21,7 @@ from scenarios.schema import Scenario
 
 from . import validate as validation
 from .evaluate import gate
-from .ingest import Batch, DataSource
+from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, DataSource, feature_names
 from .metrics import LogHistogram
 from .serve import ReplicaPool, Scorer, Table, batch_predict
 from .traffic import Concept, KeyFeatures, arrivals, zipf_for
@@ -112,9 +112,11 @@ class Simulation:
         B = d.batch_interval
         n_hist = max(1, math.ceil(sc.model.training_window / B))
         first = -job0 - (n_hist - 1) * B
+        rows = max(2000, HISTORY_ROWS // n_hist)
         for j in range(n_hist):
-            b = self.source.batch(-n_hist + j, first + j * B)
+            b = self.source.batch(-n_hist + j, first + j * B, max_rows=rows if j else MAX_ROWS)
             if j == 0:
+                # the oldest batch is the reference schema and distribution (it predates faults)
                 self.reference = validation.infer_reference(b.columns)
             self._accept_or_quarantine(b, count=False)
         self.version = 1
@@ -135,7 +137,8 @@ class Simulation:
         return [s for s in self.store if s.data_end_s > lo + 1e-9]
 
     def _accept_or_quarantine(self, b: Batch, count: bool = True) -> bool:
-        anomalies = validation.validate(b.columns, self.reference) if hasattr(self, "reference") else []
+        # history before t = 0 is the reference itself (it predates every fault): not re-validated
+        anomalies = validation.validate(b.columns, self.reference) if count else []
         if count:
             self.val["batches"] += 1
         if anomalies:
@@ -151,12 +154,11 @@ class Simulation:
         holdout = self.rng_split.random(b.rows) < HOLDOUT_SHARE
         tr_rows = np.nonzero(~holdout)[0]
         self.store.append(Stats.of(b, tr_rows, self.sc.data.features))
-        from .ingest import feature_names
         ho = np.nonzero(holdout)[0]
         self.holdout = (np.column_stack([b.columns[c][ho] for c in feature_names(self.sc.data.features)]),
                         b.columns["y"][ho])
         # the trainer never reads data older than one window: drop it (memory stays flat)
-        keep_after = b.arrived_s - self.sc.data.label_delay - self.sc.model.training_window - b.arrived_s * 0
+        keep_after = b.arrived_s - self.sc.data.label_delay - self.sc.model.training_window
         self.store = [s for s in self.store if s.data_end_s > keep_after - self.sc.data.batch_interval]
         return True
 

@@ -17,6 +17,7 @@ from scenarios.schema import Fault, Scenario
 from .traffic import Concept
 
 MAX_ROWS = 20_000
+HISTORY_ROWS = 400_000     # rows materialised for the whole pre-t=0 history (reference + first model)
 # cut points on f0 ~ N(0,1) giving segment shares of about 40/25/15/10/5/5 %
 SEGMENT_CUTS = np.array([-0.2533, 0.4399, 0.9945, 1.6449, 1.9600])
 
@@ -58,14 +59,15 @@ class DataSource:
         self.d = sc.data.features
         self.faults: tuple[Fault, ...] = sc.data.faults
 
-    def batch(self, index: int, arrived_s: float, span_s: float | None = None) -> Batch:
+    def batch(self, index: int, arrived_s: float, span_s: float | None = None,
+              max_rows: int = MAX_ROWS) -> Batch:
         """The batch arriving at `arrived_s`: examples whose requests happened in
         (arrived − span − label_delay, arrived − label_delay], labelled by the concept then."""
         span = span_s if span_s is not None else self.sc.data.batch_interval
         end = arrived_s - self.sc.data.label_delay
         start = end - span
         nominal = self.sc.data.velocity * span
-        n = int(min(MAX_ROWS, max(1, round(nominal))))
+        n = int(min(max_rows, max(1, round(nominal))))
         t = self.rng.uniform(start, end, n)
         x = self.rng.standard_normal((n, self.d))
         y = self.concept.labels(self.rng, x, t)

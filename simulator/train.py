@@ -35,9 +35,11 @@ class Stats:
         """Statistics of the given rows of a validated batch."""
         x = np.column_stack([batch.columns[c][rows] for c in feature_names(features)])
         y = batch.columns["y"][rows].astype(float)
-        return Stats(batch.data_start_s, batch.data_end_s, float(x.shape[0]),
-                     batch.nominal_rows * rows.size / max(batch.rows, 1),
-                     x.sum(0), x.T @ x, float(y.sum()), x.T @ y)
+        # each materialised row stands for `weight` examples: weighted sums keep every
+        # stretch of time in the window at its true share, whatever the subsampling
+        w = batch.weight
+        return Stats(batch.data_start_s, batch.data_end_s, w * x.shape[0], w * rows.size,
+                     w * x.sum(0), w * (x.T @ x), w * float(y.sum()), w * (x.T @ y))
 
 
 @dataclass(frozen=True)
