@@ -231,6 +231,31 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
         render.simulation(out, result.metrics, predict(sc, design).to_json())
 
 
+@app.command()
+@guarded
+def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (about 20 s instead of 45 s)."),
+              seed: int = typer.Option(1, "--seed", min=0, help="Seed for every experiment."),
+              json_: bool = JsonOpt):
+    """Run the simulator against closed-form theory (queueing, caching, staleness, drift,
+    arrivals) and the advisor's predictions on every preset; exit 1 on any mismatch."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from . import render
+    from . import selfcheck as sc_mod
+    with Progress(TextColumn("selfcheck: {task.description}"), BarColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("starting", total=1.0)
+        checks = sc_mod.run(quick=quick, seed=seed,
+                            progress=lambda name, f: bar.update(task, description=name, completed=f))
+    failed = [c for c in checks if not c.passed]
+    if json_:
+        print(render.dumps({"checks": [c.to_json() for c in checks], "passed": not failed}))
+    else:
+        render.selfcheck_table(out, checks)
+    if failed:
+        raise typer.Exit(1)
+
+
 def main():
     """Console-script entry point."""
     try:

@@ -120,6 +120,44 @@ def mean_accuracy(sc: Scenario, lo: float, hi: float) -> float:
     return theory.mean_accuracy_over_ages(lo, hi, **_acc_kw(sc))
 
 
+AGE_GRID_MIN = 4096
+AGE_GRID_MAX = 400_000
+
+
+def age_profile(sc: Scenario, d: Design, table: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(model age at time t, request weight of t) on a grid over [0, horizon).
+
+    Ages follow the schedule exactly: the initial model's data end at −(label delay + job);
+    the job started at k·T deploys at k·T + job with data ending at k·T − label delay; a table
+    refresh adds the batch-prediction time (back to back when longer than T). Weights are
+    the diurnal rate, so the averages are per request, as the simulator measures them."""
+    H = sc.horizon
+    L = sc.data.label_delay
+    job = train_job_s(sc, d.training)
+    per = period_s(sc, d)
+    bp = batch_predict_s(sc, table_keys(sc, d)) if table else 0.0
+    n = int(min(AGE_GRID_MAX, max(AGE_GRID_MIN, 20 * H / max(per, 1.0))))
+    t = (np.arange(n) + 0.5) * (H / n)
+    if d.training == "static":
+        age = t + L + job
+    else:
+        cycle = max(per, bp) if table else per
+        lag = job + bp
+        k = np.floor((t - lag) / cycle)
+        end = np.where(k >= 1, k * cycle - L, -L - job)
+        age = t - end
+    tr = sc.traffic
+    w = 1.0 + tr.diurnal_amplitude * np.sin(2 * np.pi * t / 86400.0)
+    return age, w / w.sum()
+
+
+def mean_age_and_accuracy(sc: Scenario, d: Design, table: bool) -> tuple[float, float]:
+    """Request-weighted mean model age and expected served accuracy (see age_profile)."""
+    age, w = age_profile(sc, d, table)
+    acc = theory.accuracy_vs_age(age, **_acc_kw(sc))
+    return float(w @ age), float(w @ acc)
+
+
 # ------------------------------------------------------------------ latency
 
 def _service_points(dist) -> np.ndarray:
@@ -128,11 +166,13 @@ def _service_points(dist) -> np.ndarray:
 
 
 def _phase_rates(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """Arrival rates over a day and their request weights (rate-proportional)."""
+    """Arrival rates over the horizon's part of the day (all of it for horizons of a day or
+    more) and their request weights (rate-proportional)."""
     tr = sc.traffic
     if tr.diurnal_amplitude == 0:
         return np.array([tr.rate]), np.array([1.0])
-    ph = (np.arange(DIURNAL_PHASES) + 0.5) / DIURNAL_PHASES
+    span = min(sc.horizon, 86400.0) / 86400.0
+    ph = (np.arange(DIURNAL_PHASES) + 0.5) / DIURNAL_PHASES * span
     lam = tr.rate * (1 + tr.diurnal_amplitude * np.sin(2 * np.pi * ph))
     return lam, lam / lam.sum()
 
@@ -277,10 +317,10 @@ def predict(sc: Scenario, d: Design) -> Prediction:
     m_lo, m_hi = age_range(sc, d, table=False)
     t_rng = age_range(sc, d, table=True) if keys else None
     fresh = fresh_accuracy(sc)
-    acc_model = mean_accuracy(sc, m_lo, m_hi)
-    acc_table = mean_accuracy(sc, *t_rng) if keys else acc_model
+    age_model, acc_model = mean_age_and_accuracy(sc, d, table=False)
+    age_table, acc_table = mean_age_and_accuracy(sc, d, table=True) if keys else (age_model, acc_model)
     served = hit * acc_table + (1 - hit) * acc_model
-    age = (1 - hit) * (m_lo + m_hi) / 2 + (hit * sum(t_rng) / 2 if keys else 0.0)
+    age = (1 - hit) * age_model + hit * age_table
     compute = serving_usd + training_usd + batch_usd
     return Prediction(
         latency_p99_ms=p99 * 1e3, cache_hit_ratio=hit, table_bytes=table_b,
@@ -320,13 +360,12 @@ def _training_option(sc: Scenario, mode: str, every: float | None, cache_keys: i
     """Loss and age of a training design; with cache_keys > 0, table hits (which carry the
     batch-prediction lag) are mixed in by their hit ratio."""
     d = Design(mode, every, "hybrid" if cache_keys else "dynamic", cache_keys or None, 1)
-    lo, hi = age_range(sc, d, table=False)
-    acc, age = mean_accuracy(sc, lo, hi), (lo + hi) / 2
+    age, acc = mean_age_and_accuracy(sc, d, table=False)
     if cache_keys:
         h = hit_ratio(sc, cache_keys)
-        tlo, thi = age_range(sc, d, table=True)
-        acc = (1 - h) * acc + h * mean_accuracy(sc, tlo, thi)
-        age = (1 - h) * age + h * (tlo + thi) / 2
+        t_age, t_acc = mean_age_and_accuracy(sc, d, table=True)
+        acc = (1 - h) * acc + h * t_acc
+        age = (1 - h) * age + h * t_age
     loss = max(0.0, fresh_accuracy(sc) - acc)
     job = train_job_s(sc, mode)
     per = period_s(sc, d)

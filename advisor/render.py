@@ -159,3 +159,38 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
     for r in rows:
         tab.add_row(*r)
     console.print(tab)
+
+
+def _num(x: float, unit: str) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    if unit == "s":
+        return f"{x * 1e3:.4g} ms" if abs(x) < 1 else format_duration(x)
+    if unit == "B":
+        return format_bytes(x)
+    if unit == "ms":
+        return f"{x:.4g} ms"
+    if unit == "requests":
+        return f"{x:,.4g}"
+    return f"{x:.4g}"
+
+
+def selfcheck_table(console: Console, checks) -> None:
+    """The agreement table: check, theory, simulated, 95% CI, relative error, pass/fail."""
+    tab = Table(title="mlarch selfcheck: simulator vs theory, advisor vs simulator", title_justify="left")
+    for c in ("check", "theory", "simulated", "95% CI", "rel. error", "tolerance", ""):
+        tab.add_column(c, justify="left" if c == "check" else "right")
+    group = None
+    for c in checks:
+        if c.group != group:
+            tab.add_row(f"[bold]{c.group}[/bold]", "", "", "", "", "", "")
+            group = c.group
+        ci = (f"{_num(c.ci_low, c.unit)} – {_num(c.ci_high, c.unit)}" if c.ci_low is not None else "exact")
+        rel = "-" if c.rel_error is None else f"{c.rel_error:.2%}"
+        tol = f"±{_num(c.tolerance, c.unit)}" if c.tolerance else "exact"
+        tab.add_row("  " + c.name, _num(c.theory, c.unit), _num(c.simulated, c.unit), ci, rel, tol,
+                    "[green]pass[/green]" if c.passed else "[red]FAIL[/red]")
+    console.print(tab)
+    failed = sum(not c.passed for c in checks)
+    console.print(f"{len(checks) - failed} of {len(checks)} checks passed" +
+                  (f"; [red]{failed} failed[/red]" if failed else ""))

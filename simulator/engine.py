@@ -39,6 +39,8 @@ class Result:
     timeseries: list
     latency_hist: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
+    wait_hist: object = None             # LogHistogram of queue waits (model path)
+    bucket_wait_hists: list = field(default_factory=list)   # per report window, if kept
 
     def to_json(self) -> dict:
         return self.metrics
@@ -56,6 +58,10 @@ class _Bucket:
         self.hist = LogHistogram()
         self.requests = self.correct = self.hits = 0
         self.age_sum = 0.0
+        self.wait = LogHistogram()
+        self.waited = 0
+        self.queue_seen = 0.0
+        self.served_expected = self.fresh_expected = 0.0
         self.anomalies = 0
         self.deployments = 0
 
@@ -63,8 +69,12 @@ class _Bucket:
 class Simulation:
     """One run of one design on one scenario. Use `simulate()`."""
 
-    def __init__(self, sc: Scenario, design: Design, seed: int, horizon_s: float, progress=None):
+    def __init__(self, sc: Scenario, design: Design, seed: int, horizon_s: float, progress=None,
+                 report_every_s: float | None = None, keep_bucket_hists: bool = False):
         self.sc, self.design, self.seed, self.horizon = sc, design, seed, horizon_s
+        self.report_every_s = report_every_s or report_interval_s(horizon_s)
+        self.keep_bucket_hists = keep_bucket_hists
+        self.bucket_hists: list = []
         ss = np.random.SeedSequence(seed)
         world, arr, keys, svc, lab, data, split = (np.random.default_rng(s) for s in ss.spawn(7))
         self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab, self.rng_split = arr, keys, svc, lab, split
@@ -88,6 +98,7 @@ class Simulation:
         self.model_age = LogHistogram()
         self.table_age = LogHistogram()
         self.requests = self.waited = self.slo_viol = self.hits = 0
+        self.queue_seen = 0.0
         self.served_correct = 0
         self.served_expected = 0.0
         self.fresh_expected = 0.0
@@ -110,17 +121,24 @@ class Simulation:
         sc, d = self.sc, self.sc.data
         job0 = train_job_s(sc, self.design.training)
         B = d.batch_interval
+        # batches that arrived by −job0 trained the initial model; those arriving while it
+        # trained, up to t = 0, are stored for the first retrain (no gap in the data)
         n_hist = max(1, math.ceil(sc.model.training_window / B))
-        first = -job0 - (n_hist - 1) * B
-        rows = max(2000, HISTORY_ROWS // n_hist)
-        for j in range(n_hist):
-            b = self.source.batch(-n_hist + j, first + j * B, max_rows=rows if j else MAX_ROWS)
+        arrivals = [(-job0 - i * B, B) for i in reversed(range(n_hist))]
+        prev = -job0
+        for mB in sorted((-m * B for m in range(int(job0 // B) + 1) if -m * B > -job0 + 1e-9)):
+            arrivals.append((mB, mB - prev))
+            prev = mB
+        rows = max(2000, HISTORY_ROWS // len(arrivals))
+        for j, (arrived, span) in enumerate(arrivals):
+            b = self.source.batch(j - len(arrivals), arrived, span_s=span, max_rows=rows if j else MAX_ROWS)
             if j == 0:
                 # the oldest batch is the reference schema and distribution (it predates faults)
                 self.reference = validation.infer_reference(b.columns)
             self._accept_or_quarantine(b, count=False)
         self.version = 1
-        m = fit(self._window(-job0), 1, 0.0)
+        end0 = -job0 - d.label_delay
+        m = fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
         self.cost["training"] += self._train_cost(m.examples)
         self.train["runs"] += 1
         self.train["deployed"] += 1
@@ -215,7 +233,13 @@ class Simulation:
             w = starts - t[idx]
             latency[idx] = w + svc
             self.wait.add(w)
-            self.waited += int(np.count_nonzero(w > 0))
+            waited = int(np.count_nonzero(w > 0))
+            self.waited += waited
+            seen = float(self.pool.queue_seen(t[idx], starts).sum())
+            self.queue_seen += seen
+            self.bucket.wait.add(w)
+            self.bucket.waited += waited
+            self.bucket.queue_seen += seen
             self.lat_path["model"].add(latency[idx])
         if fallback.any():
             # no path can answer: the client gets a default answer after a failed lookup
@@ -246,8 +270,12 @@ class Simulation:
         self.served_correct += int(correct.sum())
         # expected correctness over the label noise: 1−ε if the prediction matches the
         # concept, else ε (paired per request, so staleness loss has low variance)
-        self.served_expected += float(np.sum(np.where(pred == y_true, 1 - eps, eps)))
-        self.fresh_expected += float(np.sum(np.where(pred == y_end, 1 - eps, eps)))
+        served_exp = float(np.sum(np.where(pred == y_true, 1 - eps, eps)))
+        fresh_exp = float(np.sum(np.where(pred == y_end, 1 - eps, eps)))
+        self.served_expected += served_exp
+        self.fresh_expected += fresh_exp
+        self.bucket.served_expected += served_exp
+        self.bucket.fresh_expected += fresh_exp
         b = self.bucket
         b.hist.add(latency)
         b.requests += n
@@ -355,7 +383,16 @@ class Simulation:
             "hit_ratio": b.hits / b.requests if b.requests else math.nan,
             "model_version": self.live.version,
             "model_age_mean_s": b.age_sum / b.requests if b.requests else math.nan,
-            "anomalies": b.anomalies, "deployments": b.deployments})
+            "anomalies": b.anomalies, "deployments": b.deployments,
+            "model_path_requests": b.wait.n,
+            "queue_wait_mean_ms": b.wait.mean * 1e3 if b.wait.n else math.nan,
+            "queue_wait_p99_ms": b.wait.quantile(0.99) * 1e3 if b.wait.n else math.nan,
+            "waited_fraction": b.waited / b.wait.n if b.wait.n else math.nan,
+            "queue_length_seen_mean": b.queue_seen / b.wait.n if b.wait.n else math.nan,
+            "served_expected_accuracy": b.served_expected / b.requests if b.requests else math.nan,
+            "fresh_expected_accuracy": b.fresh_expected / b.requests if b.requests else math.nan})
+        if self.keep_bucket_hists:
+            self.bucket_hists.append(b.wait)
         self.bucket = _Bucket(t)
 
     # ---------------------------------------------------------------------- run
@@ -372,11 +409,13 @@ class Simulation:
         if self.keys_in_table and self.design.training != "static":
             self.refresh_wanted = env.event()
             env.process(self._refresher(env))
-        env.process(self._ticker(env, report_interval_s(self.horizon)))
+        env.process(self._ticker(env, self.report_every_s))
         env.run(until=self.horizon + 1e-6)
         self.advance(self.horizon)
-        return Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
-                      {"all": self.lat, **self.lat_path}, self.events)
+        res = Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
+                     {"all": self.lat, **self.lat_path}, self.events)
+        res.wait_hist, res.bucket_wait_hists = self.wait, self.bucket_hists
+        return res
 
     def _metrics(self, wall_s: float) -> dict:
         sc, d, H = self.sc, self.design, self.horizon
@@ -384,7 +423,7 @@ class Simulation:
         model_n = self.lat_path["model"].n
         table_b = self.keys_in_table * sc.model.prediction_bytes
         data_nominal = sum(s.nominal for s in self._window(H))
-        data_b = data_nominal / (1 - HOLDOUT_SHARE) * example_bytes(sc.data.features)
+        data_b = data_nominal * example_bytes(sc.data.features)
         mb = model_bytes(sc.data.features)
         storage_month = (table_b / 1e9 * sc.costs.table_storage_per_gb_month
                          + (data_b + mb) / 1e9 * sc.costs.data_storage_per_gb_month)
@@ -403,6 +442,7 @@ class Simulation:
             "queue_wait_ms": self.wait.summary_ms(("mean", "p50", "p95", "p99", "max")) if model_n else
             {"mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
             "waited_fraction": self.waited / model_n if model_n else 0.0,
+            "queue_length_seen_mean": self.queue_seen / model_n if model_n else 0.0,
             "slo_violation_fraction": self.slo_viol / n,
             "cache_hit_ratio": self.hits / n,
             "storage": {"table_bytes": table_b, "data_bytes": data_b, "model_bytes": mb,
@@ -425,7 +465,8 @@ def report_interval_s(horizon_s: float) -> float:
 
 
 def simulate(scenario: Scenario, seed: int | None = None, horizon_s: float | None = None,
-             design: Design | None = None, progress: bool | object = False) -> Result:
+             design: Design | None = None, progress: bool | object = False,
+             report_every_s: float | None = None, keep_bucket_hists: bool = False) -> Result:
     """Run the scenario's architecture (its `architecture:` block, else the advisor's design)
     on synthetic traffic. Same scenario, seed and version give identical metrics (wall_s aside).
 
@@ -434,10 +475,11 @@ def simulate(scenario: Scenario, seed: int | None = None, horizon_s: float | Non
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
     design = design or design_for(scenario)
+    kw = dict(report_every_s=report_every_s, keep_bucket_hists=keep_bucket_hists)
     if progress is True:
         with _ProgressBar(scenario.name) as bar:
-            return Simulation(scenario, design, seed, horizon, bar.update).run()
-    return Simulation(scenario, design, seed, horizon, progress or None).run()
+            return Simulation(scenario, design, seed, horizon, bar.update, **kw).run()
+    return Simulation(scenario, design, seed, horizon, progress or None, **kw).run()
 
 
 class _ProgressBar:

@@ -65,6 +65,7 @@ class ReplicaPool:
     def __init__(self, replicas: int):
         self.replicas = replicas
         self.free_at = [0.0] * replicas   # a heap
+        self.pending = np.empty(0)        # start times, after the last arrival, of earlier requests
 
     def serve(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
         if self.replicas == 0:
@@ -78,3 +79,15 @@ class ReplicaPool:
             append(st)
             replace(heap, st + s)
         return np.asarray(starts, dtype=float)
+
+    def queue_seen(self, arrival_s: np.ndarray, start_s: np.ndarray) -> np.ndarray:
+        """Requests waiting (arrived, not started) as seen by each arrival. FIFO start times
+        are non-decreasing, so earlier requests not started by a_n are counted by a binary
+        search; by PASTA their mean is the time-average queue length (for Little's law)."""
+        n = np.arange(arrival_s.size)
+        started = np.searchsorted(start_s, arrival_s, side="right") - (start_s <= arrival_s)
+        carried = self.pending.size - np.searchsorted(self.pending, arrival_s, side="right")
+        seen = n - started + carried
+        last = arrival_s[-1]
+        self.pending = np.concatenate([self.pending[self.pending > last], start_s[start_s > last]])
+        return seen

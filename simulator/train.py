@@ -38,7 +38,9 @@ class Stats:
         # each materialised row stands for `weight` examples: weighted sums keep every
         # stretch of time in the window at its true share, whatever the subsampling
         w = batch.weight
-        return Stats(batch.data_start_s, batch.data_end_s, w * x.shape[0], w * rows.size,
+        # `nominal` counts the whole batch (held-out rows are stored examples too): it sizes
+        # the training job and the stored data
+        return Stats(batch.data_start_s, batch.data_end_s, w * x.shape[0], batch.nominal_rows,
                      w * x.sum(0), w * (x.T @ x), w * float(y.sum()), w * (x.T @ y))
 
 

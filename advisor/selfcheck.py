@@ -1,0 +1,305 @@
+"""`mlarch selfcheck`: run the simulator (the same code path as `simulate`) on scenarios built
+here and compare each figure with closed-form theory, and the advisor's predictions with
+the simulator on every preset.
+
+Tolerances (docs/fidelity.md): simulated means use batch means over report windows after a
+warm-up cut; a check passes when |simulated − theory| <= 3 × the 95% half-width (Whitt 1989;
+REFERENCES.md), plus the histogram's 1% resolution for quantiles, plus the stated error of
+an approximation where theory is approximate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from scenarios import load_scenario, preset_names
+from scenarios.schema import Scenario
+
+from . import theory
+from .decide import Design, design_for, predict
+
+HIST_REL = 0.01          # LogHistogram quantile resolution
+BATCHES = 50
+WARMUP_BATCHES = 1
+
+
+@dataclass
+class Check:
+    group: str
+    name: str
+    theory: float
+    simulated: float
+    ci_low: float | None
+    ci_high: float | None
+    tolerance: float          # absolute: pass iff |simulated − theory| <= tolerance
+    unit: str = ""
+    note: str = ""
+
+    @property
+    def abs_error(self) -> float:
+        return abs(self.simulated - self.theory)
+
+    @property
+    def rel_error(self) -> float | None:
+        return self.abs_error / abs(self.theory) if self.theory else None
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.simulated)) and self.abs_error <= self.tolerance + 1e-15
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.update(check=f"{self.group}: {self.name}", rel_error=self.rel_error, abs_error=self.abs_error,
+                 passed=self.passed, ci95=[self.ci_low, self.ci_high])
+        return d
+
+
+def batch_ci(values) -> tuple[float, float]:
+    """Mean and 95% half-width of batch means (Student t), after the warm-up cut."""
+    v = np.asarray(values, dtype=float)[WARMUP_BATCHES:]
+    v = v[np.isfinite(v)]
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+def _check(group, name, th, values, unit="", extra_tol=0.0, note="", point=None) -> Check:
+    mean, half = batch_ci(values)
+    sim = mean if point is None else point
+    return Check(group, name, th, sim, sim - half, sim + half, 3 * half + extra_tol, unit, note)
+
+
+def _scenario(name: str, **kw) -> Scenario:
+    import re
+    base = dict(name=re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-"), horizon=3600, traffic=dict(rate=1000, cardinality="unbounded"),
+                data=dict(velocity=1000, concept_half_life="never"),
+                model=dict(inference_time=dict(distribution="exponential", mean=0.001)),
+                slo=dict(latency_p99=1))
+    for k, v in kw.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+    return Scenario.model_validate(base)
+
+
+def _run(sc: Scenario, design: Design, seed: int, batches: int = BATCHES, hists: bool = False):
+    from simulator import simulate
+    return simulate(sc, seed=seed, design=design, report_every_s=sc.horizon / batches, keep_bucket_hists=hists)
+
+
+# ------------------------------------------------------------------ queueing
+
+def _queue_checks(label: str, dist: dict, rate: float, c: int, n: float, seed: int, *, mean_s: float,
+                  es2: float | None = None, exact_mmc: bool = False, md1: bool = False) -> list[Check]:
+    horizon = n / rate
+    sc = _scenario(label, horizon=horizon, traffic=dict(rate=rate),
+                   model=dict(inference_time=dist))
+    res = _run(sc, Design("static", None, "dynamic", None, c), seed, hists=True)
+    ts = res.timeseries
+    wq = [r["queue_wait_mean_ms"] / 1e3 for r in ts]
+    out = []
+    g = f"{label} (ρ={rate * mean_s / c:.2f}, c={c})"
+    mu = 1.0 / mean_s
+    if exact_mmc:
+        out.append(_check(g, "mean wait", theory.mmc_wait_mean_s(rate, mu, c), wq, "s"))
+        out.append(_check(g, "P(wait)", theory.erlang_c(c, rate / mu), [r["waited_fraction"] for r in ts]))
+        p99 = theory.mmc_wait_quantile_s(0.99, rate, mu, c)
+        b99 = [h.quantile(0.99) for h in res.bucket_wait_hists]
+        out.append(_check(g, "p99 wait", p99, b99, "s", extra_tol=HIST_REL * p99,
+                          point=res.wait_hist.quantile(0.99)))
+    else:
+        out.append(_check(g, "mean wait (Pollaczek–Khinchine)", theory.mg1_wait_mean_s(rate, mean_s, es2), wq, "s"))
+    if md1:
+        d = mean_s
+        for mult in (0.5, 1.0, 2.0):
+            t = mult * d
+            vals = [h.cdf_at(t) for h in res.bucket_wait_hists]
+            # a 2% bin at t moves the CDF by at most density × 2% t; the M/D/1 wait density is <= λ
+            out.append(_check(g, f"P(wait <= {mult:g}D)", theory.md1_wait_cdf(t, rate, d), vals,
+                              extra_tol=rate * 0.02 * t, point=res.wait_hist.cdf_at(t)))
+    if c == 1 and exact_mmc:
+        # Little's law L = λW: queue length seen by arrivals (PASTA) vs λ × mean wait, per window
+        lq = [r["queue_length_seen_mean"] for r in ts]
+        lam_w = res.metrics["requests"] / sc.horizon * res.metrics["queue_wait_ms"]["mean"] / 1e3
+        out.append(_check(g, "Little's law Lq = λWq", lam_w, lq, "requests",
+                          note="Lq measured as the queue seen by arrivals (PASTA)"))
+    return out
+
+
+# -------------------------------------------------------------------- caching
+
+def _hit_checks(n_req: float, seed: int, quick: bool) -> list[Check]:
+    cases = [(10**6, 0.8, 10**4), (10**9, 1.0, 10**5), (10**15, 1.2, 10**5), (None, 1.3, 1000)]
+    if quick:
+        cases = cases[1:3]
+    out = []
+    for n, s, k in cases:
+        rate = 20000.0
+        sc = _scenario("hit", horizon=n_req / rate, traffic=dict(rate=rate, cardinality=n if n else "unbounded",
+                                                                  peakedness=dict(zipf_s=s)),
+                       model=dict(inference_time=dict(distribution="exponential", mean=1e-5)))
+        res = _run(sc, Design("static", None, "hybrid", k, 4), seed)
+        th = theory.zipf_coverage(k, n, s)
+        hits = [r["hit_ratio"] for r in res.timeseries]
+        label = "unbounded" if n is None else f"N=1e{round(math.log10(n))}"
+        out.append(_check("hit ratio vs H(k,s)/H(N,s)", f"{label}, s={s}, k={k:g}", th, hits,
+                          point=res.metrics["cache_hit_ratio"]))
+    return out
+
+
+# ------------------------------------------------------------------ staleness
+
+def _age_check(seed: int, quick: bool) -> Check:
+    T, delay, train = 3600.0, 600.0, 300.0
+    horizon = (6 if quick else 12) * T
+    sc = _scenario("age", horizon=horizon, traffic=dict(rate=50),
+                   data=dict(velocity="1e5/h", concept_half_life="1d", label_delay=delay, batch_interval=900),
+                   model=dict(train_time=dict(fixed=train), training_window="2h"))
+    res = _run(sc, Design("periodic", T, "dynamic", None, 2), seed, batches=int(horizon / T))
+    ages = [r["model_age_mean_s"] for r in res.timeseries]
+    # per whole period the age is U(D, D+T) sampled by Poisson arrivals: batch means over periods
+    return _check("staleness", "periodic mean model age D + T/2 (T=1h, D=15m)", theory.periodic_mean_age_s(
+        delay + train, T), ages, "s", point=res.metrics["staleness"]["model_age_s"]["mean"])
+
+
+def _drift_checks(seed: int, quick: bool) -> list[Check]:
+    hl = 6 * 3600.0
+    horizon = (12 if quick else 24) * 3600.0
+    eps, window = 0.05, 1800.0
+    sc = _scenario("drift", horizon=horizon, traffic=dict(rate=100),
+                   data=dict(velocity="2e6/h", concept_half_life=hl, label_noise=eps, batch_interval=900),
+                   model=dict(training_window=window))
+    res = _run(sc, Design("static", None, "dynamic", None, 2), seed, batches=int(horizon / 3600))
+    out = []
+    examples = 2e6 / 3600 * window
+    for r in res.timeseries[1::4]:
+        lo, hi = r["t_start_s"], r["t_end_s"]   # model data end is at t = 0 (no delay, no job time)
+        th = theory.mean_accuracy_over_ages(lo, hi, features=16, half_life_s=hl, window_s=window,
+                                            label_noise=eps, examples=examples)
+        n = r["requests"]
+        sim = r["served_expected_accuracy"]
+        # per-request correctness is Bernoulli (variance <= 1/4 n); the fitted model's own
+        # estimation error moves accuracy by < 0.003 at this many examples (estimation_cos)
+        half = 1.96 * math.sqrt(th * (1 - th) / n)
+        out.append(Check("frozen model under drift (half-life 6h)",
+                         f"accuracy at age {lo / 3600:.0f}–{hi / 3600:.0f}h", th, sim, sim - half, sim + half,
+                         3 * half + 0.003, note="expected accuracy over label noise, per request"))
+    return out
+
+
+# --------------------------------------------------------------------- traffic
+
+def _diurnal_check(seed: int) -> Check:
+    from simulator.traffic import integrated_rate
+    sc = _scenario("diurnal", horizon=86400, traffic=dict(rate=100, diurnal_amplitude=0.8),
+                   model=dict(inference_time=dict(distribution="exponential", mean=1e-4)))
+    res = _run(sc, Design("static", None, "dynamic", None, 1), seed, batches=24)
+    counts = np.array([r["requests"] for r in res.timeseries], dtype=float)
+    expect = np.array([integrated_rate(r["t_start_s"], r["t_end_s"], 100, 0.8) for r in res.timeseries])
+    chi = float(np.sum((counts - expect) ** 2 / expect))
+    p = float(stats.chi2.sf(chi, counts.size))
+    total, mu = counts.sum(), expect.sum()
+    half = 1.96 * math.sqrt(mu)
+    return Check("arrivals", f"diurnal counts vs ∫rate (A=0.8; hourly χ² p={p:.2f})", mu, total,
+                 total - half, total + half, 3 * half, "requests",
+                 note=f"hourly counts: χ²={chi:.1f} on {counts.size} df")
+
+
+# ------------------------------------------------------ advisor vs simulator
+
+def _loss_sd_from_keys(sc: Scenario, loss: float) -> float:
+    """Standard deviation of a measured staleness loss due to popular keys: one key's
+    prediction is right or wrong for all its requests, so the loss averages over
+    Σ share_i² 'effective' draws: sd = (1 − 2ε) sqrt(Σ share_i² · p(1 − p))."""
+    n, s, eps = sc.traffic.cardinality, sc.traffic.zipf_s, sc.data.label_noise
+    if n is None and s <= 1:
+        conc = 0.0
+    elif n is None:
+        from scipy import special
+        conc = float(special.zeta(2 * s)) / float(special.zeta(s)) ** 2
+    else:
+        conc = theory.harmonic(n, 2 * s) / theory.harmonic(n, s) ** 2
+    p = min(0.5, max(loss, 1e-6) / max(1 - 2 * eps, 1e-9))
+    return (1 - 2 * eps) * math.sqrt(conc * p * (1 - p))
+
+
+def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
+    from simulator import simulate
+    base = load_scenario(name)
+    design = design_for(base)
+    g = f"advisor vs simulator: {name}"
+    out = []
+    # (a) latency and caching at the full rate over a short span
+    span = "20m" if quick else "2h"
+    sc = load_scenario(name, [f"horizon={span}"])
+    p = predict(sc, design)
+    res = simulate(sc, seed=seed, design=design, report_every_s=sc.horizon / BATCHES)
+    m = res.metrics
+    lat = m["latency_ms"]["p99"]
+    b99 = [r["latency_p99_ms"] for r in res.timeseries]
+    mean, half = batch_ci(b99)
+    # Allen–Cunneen M/G/c with an exponential tail is an approximation: 10% (Tijms 2003, §5.2)
+    out.append(Check(g, "p99 latency", p.latency_p99_ms, lat, lat - half, lat + half,
+                     3 * half + (0.10 if p.replicas and p.cache_hit_ratio < 1 else 0.0) * p.latency_p99_ms
+                     + HIST_REL * p.latency_p99_ms, "ms", note="M/G/c Allen–Cunneen approximation"))
+    hits = [r["hit_ratio"] for r in res.timeseries]
+    out.append(_check(g, "cache hit ratio", p.cache_hit_ratio, hits, point=m["cache_hit_ratio"]))
+    out.append(Check(g, "table bytes", p.table_bytes, m["storage"]["table_bytes"], None, None, 0.0, "B"))
+    # (b) staleness and accuracy over the full horizon at a low rate (they do not depend on it)
+    sc = load_scenario(name, ["traffic.rate=20/s"])
+    p = predict(sc, design)
+    m = simulate(sc, seed=seed, design=design).metrics
+    age = m["staleness"]["model_age_s"]["mean"]
+    # Poisson sampling of a sawtooth of width T: sd = T/sqrt(12 n); scheduling is exact
+    lo_hi = p.model_age_range_s
+    width = max(lo_hi[1] - lo_hi[0], 1.0)
+    half = 1.96 * width / math.sqrt(12 * m["requests"])
+    out.append(Check(g, "mean model age", p.mean_model_age_s, age, age - half, age + half,
+                     3 * half + 0.01 * p.mean_model_age_s, "s", note="1% for the table-refresh approximation"))
+    loss = m["accuracy"]["lost_to_staleness"]
+    sd = _loss_sd_from_keys(sc, p.accuracy_loss)
+    out.append(Check(g, "accuracy lost to staleness", p.accuracy_loss, loss, loss - 1.96 * sd, loss + 1.96 * sd,
+                     3 * sd + 0.15 * p.accuracy_loss + 0.0005,
+                     note="15% for the window-mean (Brillinger) approximation; key concentration sd"))
+    return out
+
+
+# --------------------------------------------------------------------- driver
+
+def run(quick: bool = False, seed: int = 1, progress=None, presets: list[str] | None = None) -> list[Check]:
+    """All checks. progress: optional callable(step_name, fraction)."""
+    n = 2e5 if quick else 1e6
+    steps = [
+        ("M/M/1", lambda: _queue_checks("M/M/1", dict(distribution="exponential", mean=0.0004), 2000, 1, n, seed,
+                                         mean_s=0.0004, exact_mmc=True)),
+        ("M/M/c", lambda: _queue_checks("M/M/8", dict(distribution="exponential", mean=0.004), 1600, 8, n, seed,
+                                         mean_s=0.004, exact_mmc=True)),
+        ("M/D/1", lambda: _queue_checks("M/D/1", dict(distribution="deterministic", value=0.0005), 1400, 1, n,
+                                         seed, mean_s=0.0005, es2=0.0005 ** 2, md1=True)),
+        ("M/G/1", lambda: _lognormal_mg1(n, seed)),
+        ("hit ratio", lambda: _hit_checks(n, seed, quick)),
+        ("model age", lambda: [_age_check(seed, quick)]),
+        ("drift", lambda: _drift_checks(seed, quick)),
+        ("arrivals", lambda: [_diurnal_check(seed)]),
+    ]
+    for name in (presets if presets is not None else preset_names()):
+        steps.append((name, lambda name=name: _preset_checks(name, seed, quick)))
+    out = []
+    for k, (label, fn) in enumerate(steps):
+        if progress:
+            progress(label, k / len(steps))
+        out.extend(fn())
+    if progress:
+        progress("done", 1.0)
+    return out
+
+
+def _lognormal_mg1(n: float, seed: int) -> list[Check]:
+    from scenarios.schema import Lognormal
+    dist = Lognormal(distribution="lognormal", median=0.001, p99=0.004)
+    rate = 0.7 / dist.mean_s
+    return _queue_checks("M/G/1 lognormal", dict(distribution="lognormal", median=0.001, p99=0.004), rate, 1, n,
+                         seed, mean_s=dist.mean_s, es2=dist.second_moment_s2)
