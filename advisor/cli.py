@@ -217,11 +217,12 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     from .decide import design_for, predict
     from simulator import simulate as run_sim
     # the design is planned on the scenario as written; --horizon only changes the span simulated
-    design = design_for(_load(scenario, set_))
+    planned = _load(scenario, set_)
+    design = design_for(planned)
     sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
-    result = run_sim(sc, seed=seed, design=design, progress=True)
+    result = run_sim(sc, seed=seed, design=design, progress=True, planning_horizon_s=planned.horizon)
     if out_dir is not None:
         for pth in write_run(out_dir, result):
             err.print(f"wrote {pth}")
@@ -254,6 +255,100 @@ def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (a
         render.selfcheck_table(out, checks)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+          vary: List[str] = typer.Option(..., "--vary", metavar="PATH=V1,V2,...",
+                                         help="A field and the values to try (repeatable: the grid is their product)."),
+          set_: Optional[List[str]] = SetOpt,
+          seeds: int = typer.Option(1, "--seeds", min=1, max=1000, help="Seeds per grid point (scenario seed, +1, ...)."),
+          jobs: int = typer.Option(0, "--jobs", min=0, help="Parallel local workers (0 = all cores, 1 = serial)."),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                                  help="Run on a Dask cluster, e.g. tcp://host:8786 (needs mlarch[dask])."),
+          horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span of every run (default: the scenario's)."),
+          out_csv: Path = typer.Option(..., "--out", help="CSV file to write: one row per (grid point, seed)."),
+          ):
+    """Run a grid of simulations and write a tidy CSV (one column per varied field and per metric)."""
+    import io
+
+    import pandas as pd
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from . import sweep as sw
+    from scenarios.units import parse_duration_s
+    horizon_s = None
+    if horizon is not None:
+        try:
+            horizon_s = parse_duration_s(horizon)
+        except ValueError as e:
+            raise BadInput(f"--horizon {horizon}: {e}") from None
+        _load(scenario, (set_ or []) + [f"horizon={horizon}"])   # within the allowed range
+    parent = out_csv.parent if str(out_csv.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"--out {out_csv}: directory {parent} does not exist")
+    names, runs = sw.plan(scenario, set_ or [], vary, seeds)
+    err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)")
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("runs", total=len(runs))
+        rows = sw.run_grid(scenario, set_ or [], runs, jobs=jobs, scheduler=scheduler, horizon_s=horizon_s,
+                           progress=lambda k: bar.update(task, completed=k))
+    buf = io.StringIO()
+    pd.DataFrame(rows).to_csv(buf, index=False)
+    atomic_write(out_csv, buf.getvalue())
+    err.print(f"wrote {out_csv} ({len(rows)} rows); next: mlarch plot {out_csv}")
+
+
+@app.command()
+@guarded
+def plot(input_: Path = typer.Argument(..., metavar="INPUT", help="A `simulate --out` directory or a sweep CSV."),
+         out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the PNGs (default: next to INPUT)."),
+         ):
+    """Write PNG figures from a simulation run directory or a sweep CSV."""
+    if not input_.exists():
+        raise BadInput(f"{input_}: no such file or directory")
+    from . import plots
+    if input_.is_dir():
+        missing = [f for f in ("metrics.json", "timeseries.csv", "latency_hist.csv") if not (input_ / f).exists()]
+        if missing:
+            raise BadInput(f"{input_}: not a `mlarch simulate --out` directory (missing {', '.join(missing)})")
+        target = out_dir or input_
+    else:
+        target = out_dir or (input_.parent / (input_.stem + "_plots"))
+    if target.exists() and not target.is_dir():
+        raise BadInput(f"--out {target}: exists and is not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        paths = plots.run_figures(input_, target) if input_.is_dir() else plots.sweep_figures(input_, target)
+    except (ValueError, KeyError, UnicodeDecodeError) as e:
+        raise BadInput(f"{input_}: cannot plot: {e}") from None
+    except Exception as e:  # pandas parser errors and the like: bad input, not a crash
+        if type(e).__module__.startswith("pandas"):
+            raise BadInput(f"{input_}: not a readable CSV: {e}") from None
+        raise
+    for pth in paths:
+        err.print(f"wrote {pth}")
+
+
+@app.command()
+@guarded
+def report(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+           set_: Optional[List[str]] = SetOpt,
+           output: Path = typer.Option(..., "-o", "--output", help="HTML file to write."),
+           jobs: int = typer.Option(0, "--jobs", min=0, help="Parallel workers for the trade-off sweeps (0 = all cores).")):
+    """Write one self-contained HTML page: the advice and its reasons, the simulated figures,
+    and trade-off plots from a small sweep around the recommendation."""
+    from . import report as rep
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"-o {output}: directory {parent} does not exist")
+    _load(scenario, set_)   # bad input fails before any simulation
+    with err.status("report: starting") as status:
+        page = rep.build(scenario, set_ or [], progress=lambda msg: status.update(f"report: {msg}"), jobs=jobs)
+    atomic_write(output, page)
+    err.print(f"wrote {output} ({len(page) / 1e6:.1f} MB, self-contained)")
 
 
 def main():

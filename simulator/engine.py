@@ -70,8 +70,13 @@ class Simulation:
     """One run of one design on one scenario. Use `simulate()`."""
 
     def __init__(self, sc: Scenario, design: Design, seed: int, horizon_s: float, progress=None,
-                 report_every_s: float | None = None, keep_bucket_hists: bool = False):
+                 report_every_s: float | None = None, keep_bucket_hists: bool = False,
+                 planning_horizon_s: float | None = None):
         self.sc, self.design, self.seed, self.horizon = sc, design, seed, horizon_s
+        # the initial model and table are built once per planning horizon: a shorter run
+        # is charged its share of them, so that monthly costs do not depend on the span simulated
+        plan = planning_horizon_s or sc.horizon
+        self.bootstrap_share = min(1.0, horizon_s / plan)
         self.report_every_s = report_every_s or report_interval_s(horizon_s)
         self.keep_bucket_hists = keep_bucket_hists
         self.bucket_hists: list = []
@@ -139,12 +144,12 @@ class Simulation:
         self.version = 1
         end0 = -job0 - d.label_delay
         m = fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
-        self.cost["training"] += self._train_cost(m.examples)
+        self.cost["training"] += self._train_cost(m.examples) * self.bootstrap_share
         self.train["runs"] += 1
         self.train["deployed"] += 1
         self._deploy(m, at_s=0.0, count=False)
         if self.keys_in_table:
-            self._fill_table(m, 0.0)
+            self._fill_table(m, 0.0, cost_share=self.bootstrap_share)
         self.events.append({"t_s": 0.0, "event": "deploy", "version": 1})
 
     def _train_cost(self, examples: float) -> float:
@@ -189,13 +194,13 @@ class Simulation:
         if count:
             self.bucket.deployments += 1
 
-    def _fill_table(self, m: Model, at_s: float) -> None:
+    def _fill_table(self, m: Model, at_s: float, cost_share: float = 1.0) -> None:
         self.advance(at_s)
         preds = batch_predict(m, self.features, self.keys_in_table)
         self.table = Table(self.keys_in_table, preds, m, at_s)
         self.end_proj_table = self._proj(m.data_end_s)
         self.cost["batch_prediction"] += (self.keys_in_table * self.sc.model.inference_time.mean_s
-                                          * self.vcpu_s)
+                                          * self.vcpu_s * cost_share)
 
     # --------------------------------------------------------------- data plane
     def advance(self, t_to: float) -> None:
@@ -466,16 +471,19 @@ def report_interval_s(horizon_s: float) -> float:
 
 def simulate(scenario: Scenario, seed: int | None = None, horizon_s: float | None = None,
              design: Design | None = None, progress: bool | object = False,
-             report_every_s: float | None = None, keep_bucket_hists: bool = False) -> Result:
+             report_every_s: float | None = None, keep_bucket_hists: bool = False,
+             planning_horizon_s: float | None = None) -> Result:
     """Run the scenario's architecture (its `architecture:` block, else the advisor's design)
     on synthetic traffic. Same scenario, seed and version give identical metrics (wall_s aside).
 
     progress: False, True (a rich progress bar on stderr for runs longer than a second), or a
-    callable taking the completed fraction."""
+    callable taking the completed fraction. planning_horizon_s (default: the scenario's
+    horizon) is the span over which the initial model and table are amortised."""
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
     design = design or design_for(scenario)
-    kw = dict(report_every_s=report_every_s, keep_bucket_hists=keep_bucket_hists)
+    kw = dict(report_every_s=report_every_s, keep_bucket_hists=keep_bucket_hists,
+              planning_horizon_s=planning_horizon_s)
     if progress is True:
         with _ProgressBar(scenario.name) as bar:
             return Simulation(scenario, design, seed, horizon, bar.update, **kw).run()
