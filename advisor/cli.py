@@ -135,16 +135,22 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
     """One row per scenario, side by side: the course's use-case table, with numbers."""
     from . import render
     from .decide import advise as run_advise
-    loaded = [_load(s, (set_ or []) + _horizon_set(horizon)) for s in scenarios]
+    from .decide import predict
+    # advice is planned on each scenario as written; --horizon only changes the span simulated
+    specs = [(s_, _load(s_, set_)) for s_ in scenarios]
     rows = []
-    for sc in loaded:
-        rows.append({"scenario_obj": sc, "advice": run_advise(sc).to_json()})
+    for _, sc in specs:
+        adv = run_advise(sc)
+        rows.append({"scenario_obj": sc, "advice": adv.to_json(), "design": adv.design})
     if simulate:
         from simulator import simulate as run_sim
-        for r in rows:
-            sc = r["scenario_obj"]
+        for (spec, planned), r in zip(specs, rows):
+            sc = _load(spec, (set_ or []) + _horizon_set(horizon))
             err.print(f"simulating {sc.name} ...")
-            r["simulated"] = run_sim(sc, seed=seed, progress=True).to_json()
+            r["simulated"] = run_sim(sc, seed=seed, design=r["design"], progress=True,
+                                     planning_horizon_s=planned.horizon).to_json()
+            # the advisor's figures for the same span, so the two rows compare like with like
+            r["predicted_span"] = predict(sc, r["design"], planning_horizon_s=planned.horizon).to_json()
         if out_dir is not None:
             from . import plots
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +162,7 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
             d = dict(r["advice"])
             if "simulated" in r:
                 d["simulated"] = r["simulated"]
+                d["predicted_for_simulated_span"] = r["predicted_span"]
             docs.append(d)
         print(render.dumps(docs))
     else:
@@ -229,7 +236,7 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     if json_:
         print(render.dumps(result.metrics))
     else:
-        render.simulation(out, result.metrics, predict(sc, design).to_json())
+        render.simulation(out, result.metrics, predict(sc, design, planning_horizon_s=planned.horizon).to_json())
 
 
 @app.command()

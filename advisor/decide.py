@@ -279,26 +279,29 @@ def _jobs_within(horizon_s: float, every_s: float, job_s: float) -> float:
     return float(max(0, math.floor((horizon_s - job_s) / every_s + 1e-9)))
 
 
-def deployments_per_horizon(sc: Scenario, d: Design) -> float:
-    """Model deployments in the horizon, counting the initial model (trained before t = 0)."""
+def deployments_per_horizon(sc: Scenario, d: Design, initial_share: float = 1.0) -> float:
+    """Model deployments in the horizon: the initial model (trained before t = 0, counted as
+    `initial_share` of a job) plus the retrains that finish within the horizon."""
     if d.training == "static":
-        return 1.0
-    return 1.0 + _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
+        return initial_share
+    return initial_share + _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
 
 
-def table_refreshes_per_horizon(sc: Scenario, d: Design) -> float:
-    """Table fills in the horizon, counting the initial fill; refreshes coalesce when a
-    batch-prediction job is longer than the deployment period."""
+def table_refreshes_per_horizon(sc: Scenario, d: Design, initial_share: float = 1.0) -> float:
+    """Table fills in the horizon: the initial fill (as `initial_share`) plus refreshes, which
+    coalesce when a batch-prediction job is longer than the deployment period."""
     if d.training == "static":
-        return 1.0
+        return initial_share
     keys = table_keys(sc, d)
     per = max(period_s(sc, d), batch_predict_s(sc, keys))
-    return 1.0 + _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
+    return initial_share + _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
 
 
-def predict(sc: Scenario, d: Design) -> Prediction:
-    """The advisor's closed-form figures for design d."""
+def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -> Prediction:
+    """The advisor's closed-form figures for design d over sc.horizon. The initial model and
+    table are amortised over planning_horizon_s (default sc.horizon), as the simulator does."""
     costs, to_month = sc.costs, MONTH_S / sc.horizon
+    share = min(1.0, sc.horizon / (planning_horizon_s or sc.horizon))
     keys = table_keys(sc, d)
     hit = hit_ratio(sc, keys) if keys else 0.0
     p99 = latency_quantile_s(sc, 0.99, hit, d.replicas)
@@ -310,9 +313,9 @@ def predict(sc: Scenario, d: Design) -> Prediction:
     vcpu_s = costs.vcpu_hour / 3600.0
     serving_usd = d.replicas * MONTH_S * vcpu_s
     job = train_job_s(sc, d.training)
-    training_usd = deployments_per_horizon(sc, d) * job * vcpu_s * to_month
+    training_usd = deployments_per_horizon(sc, d, share) * job * vcpu_s * to_month
     bp = batch_predict_s(sc, keys)
-    batch_usd = (table_refreshes_per_horizon(sc, d) * keys * sc.model.inference_time.mean_s
+    batch_usd = (table_refreshes_per_horizon(sc, d, share) * keys * sc.model.inference_time.mean_s
                  * vcpu_s * to_month) if keys else 0.0
     m_lo, m_hi = age_range(sc, d, table=False)
     t_rng = age_range(sc, d, table=True) if keys else None

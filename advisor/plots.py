@@ -154,7 +154,7 @@ def _slug(text: str) -> str:
 def _group(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
     g = df.groupby(keys, sort=False, dropna=False)[cols]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-    return mean.join(std, rsuffix="_sd").reset_index()
+    return pd.concat([mean, std.add_suffix("_sd")], axis=1).reset_index()
 
 
 def _pareto(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -262,7 +262,7 @@ def metrics_vs_field(df: pd.DataFrame, field: str, path: Path) -> Path:
 def compare_figure(rows: list[dict], path: Path) -> Path:
     """Measured vs predicted p99, cost, model age and accuracy lost per scenario."""
     names = [r["advice"]["scenario"] for r in rows]
-    pred = [r["advice"]["predicted"] for r in rows]
+    pred = [r.get("predicted_span") or r["advice"]["predicted"] for r in rows]
     sim = [r["simulated"] for r in rows]
     panels = [
         ("p99 latency (ms)", [p["latency_p99_ms"] for p in pred], [s["latency_ms"]["p99"] for s in sim], True),

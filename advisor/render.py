@@ -81,7 +81,7 @@ def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
         tab.add_column(c, justify="left" if c in ("scenario", "training", "serving") else "right")
     for r in rows:
         sc, adv = r["scenario_obj"], r["advice"]
-        t, s, p = adv["training"], adv["serving"], adv["predicted"]
+        t, s, p = adv["training"], adv["serving"], r.get("predicted_span") or adv["predicted"]
         every = f" {format_duration(t['retrain_every_s'])}" if t["retrain_every_s"] else ""
         card = "unbounded" if sc.traffic.cardinality is None else format_count(sc.traffic.cardinality)
         a = adv["architecture"]

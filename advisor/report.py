@@ -97,7 +97,7 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
             "retrain": _img(retrain_fig, "Trade-off: retrain interval vs accuracy lost and training cost "
                                          f"(full horizon at {REPORT_LOW_RATE})"),
         }
-    return _page(sc, adv.to_json(), m, predict(sc, d).to_json(), figs)
+    return _page(sc, adv.to_json(), m, predict(sc, d).to_json(), figs)  # same span as simulated
 
 
 def _row(*cells, head=False) -> str:
