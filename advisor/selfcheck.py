@@ -169,7 +169,7 @@ def _drift_checks(seed: int, quick: bool) -> list[Check]:
     hl = 6 * 3600.0
     horizon = (12 if quick else 24) * 3600.0
     eps, window = 0.05, 1800.0
-    sc = _scenario("drift", horizon=horizon, traffic=dict(rate=100),
+    sc = _scenario("drift", horizon=horizon, traffic=dict(rate=50 if quick else 100),
                    data=dict(velocity="2e6/h", concept_half_life=hl, label_noise=eps, batch_interval=900),
                    model=dict(training_window=window))
     res = _run(sc, Design("static", None, "dynamic", None, 2), seed, batches=int(horizon / 3600))
@@ -192,13 +192,13 @@ def _drift_checks(seed: int, quick: bool) -> list[Check]:
 
 # --------------------------------------------------------------------- traffic
 
-def _diurnal_check(seed: int) -> Check:
+def _diurnal_check(seed: int, rate: float = 100.0) -> Check:
     from simulator.traffic import integrated_rate
-    sc = _scenario("diurnal", horizon=86400, traffic=dict(rate=100, diurnal_amplitude=0.8),
+    sc = _scenario("diurnal", horizon=86400, traffic=dict(rate=rate, diurnal_amplitude=0.8),
                    model=dict(inference_time=dict(distribution="exponential", mean=1e-4)))
     res = _run(sc, Design("static", None, "dynamic", None, 1), seed, batches=24)
     counts = np.array([r["requests"] for r in res.timeseries], dtype=float)
-    expect = np.array([integrated_rate(r["t_start_s"], r["t_end_s"], 100, 0.8) for r in res.timeseries])
+    expect = np.array([integrated_rate(r["t_start_s"], r["t_end_s"], rate, 0.8) for r in res.timeseries])
     chi = float(np.sum((counts - expect) ** 2 / expect))
     p = float(stats.chi2.sf(chi, counts.size))
     total, mu = counts.sum(), expect.sum()
@@ -248,8 +248,10 @@ def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
     hits = [r["hit_ratio"] for r in res.timeseries]
     out.append(_check(g, "cache hit ratio", p.cache_hit_ratio, hits, point=m["cache_hit_ratio"]))
     out.append(Check(g, "table bytes", p.table_bytes, m["storage"]["table_bytes"], None, None, 0.0, "B"))
-    # (b) staleness and accuracy over the full horizon at a low rate (they do not depend on it)
-    sc = load_scenario(name, ["traffic.rate=20/s"])
+    # (b) staleness and accuracy over the full horizon at a low rate (they do not depend on it):
+    # about 1M (quick) or 2M requests
+    rate = min(20.0, (1e6 if quick else 2e6) / base.horizon)
+    sc = load_scenario(name, [f"traffic.rate={rate:.6g}"])
     p = predict(sc, design)
     m = simulate(sc, seed=seed, design=design).metrics
     age = m["staleness"]["model_age_s"]["mean"]
@@ -283,7 +285,7 @@ def run(quick: bool = False, seed: int = 1, progress=None, presets: list[str] | 
         ("hit ratio", lambda: _hit_checks(n, seed, quick)),
         ("model age", lambda: [_age_check(seed, quick)]),
         ("drift", lambda: _drift_checks(seed, quick)),
-        ("arrivals", lambda: [_diurnal_check(seed)]),
+        ("arrivals", lambda: [_diurnal_check(seed, 30.0 if quick else 100.0)]),
     ]
     for name in (presets if presets is not None else preset_names()):
         steps.append((name, lambda name=name: _preset_checks(name, seed, quick)))

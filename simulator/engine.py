@@ -129,21 +129,26 @@ class Simulation:
         # batches that arrived by −job0 trained the initial model; those arriving while it
         # trained, up to t = 0, are stored for the first retrain (no gap in the data)
         n_hist = max(1, math.ceil(sc.model.training_window / B))
-        arrivals = [(-job0 - i * B, B) for i in reversed(range(n_hist))]
-        prev = -job0
+        window = [(-job0 - i * B, B) for i in reversed(range(n_hist))]
+        gap, prev = [], -job0
         for mB in sorted((-m * B for m in range(int(job0 // B) + 1) if -m * B > -job0 + 1e-9)):
-            arrivals.append((mB, mB - prev))
+            gap.append((mB, mB - prev))
             prev = mB
-        rows = max(2000, HISTORY_ROWS // len(arrivals))
-        for j, (arrived, span) in enumerate(arrivals):
-            b = self.source.batch(j - len(arrivals), arrived, span_s=span, max_rows=rows if j else MAX_ROWS)
+        rows = max(2000, HISTORY_ROWS // (len(window) + len(gap)))
+        for j, (arrived, span) in enumerate(window + gap):
+            if j == len(window):
+                # the initial model is fitted before the data that arrived while it trained
+                end0 = -job0 - d.label_delay
+                m = fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
+            b = self.source.batch(j - len(window) - len(gap), arrived, span_s=span,
+                                  max_rows=rows if j else MAX_ROWS)
             if j == 0:
                 # the oldest batch is the reference schema and distribution (it predates faults)
                 self.reference = validation.infer_reference(b.columns)
             self._accept_or_quarantine(b, count=False)
+        if not gap:
+            m = fit(self._window(-job0), 1, 0.0)
         self.version = 1
-        end0 = -job0 - d.label_delay
-        m = fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
         self.cost["training"] += self._train_cost(m.examples) * self.bootstrap_share
         self.train["runs"] += 1
         self.train["deployed"] += 1
@@ -450,6 +455,7 @@ class Simulation:
             "queue_length_seen_mean": self.queue_seen / model_n if model_n else 0.0,
             "slo_violation_fraction": self.slo_viol / n,
             "cache_hit_ratio": self.hits / n,
+            "fallback_requests": self.lat_path["fallback"].n,
             "storage": {"table_bytes": table_b, "data_bytes": data_b, "model_bytes": mb,
                         "usd_per_month": storage_month},
             "cost_usd": cost,

@@ -297,3 +297,13 @@ def test_simulate_cli_bad_inputs(cli, tmp_path):
     res = cli("simulate", "spam", "--horizon", "1m", "--out", f)
     assert res.exit_code == 2 and "not a directory" in res.stderr
     assert f.read_text() == "x"
+
+
+def test_requests_no_path_can_answer_are_counted_as_fallbacks():
+    # a hybrid table with no model replicas: every miss is a fallback, never dropped
+    sc = small("traffic.cardinality=1000", "traffic.peakedness={zipf_s: 1.0}", "horizon=10m")
+    m = simulate(sc, seed=1, design=Design("static", None, "hybrid", 100, 0)).metrics
+    by_path = m["latency_ms_by_path"]
+    assert set(by_path) == {"table", "fallback"}
+    assert 0 < m["cache_hit_ratio"] < 1
+    assert m["fallback_requests"] == round(m["requests"] * (1 - m["cache_hit_ratio"]))
