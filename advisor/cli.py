@@ -47,6 +47,11 @@ def guarded(fn):
         except (ScenarioError, BadInput) as e:
             err.print(f"mlarch: error: {one_line(str(e))}", markup=False)
             raise typer.Exit(2)
+        except Exception as e:
+            if type(e).__name__ == "TooLarge":   # simulator.TooLarge, without importing the simulator
+                err.print(f"mlarch: error: {one_line(str(e))}", markup=False)
+                raise typer.Exit(2)
+            raise
         except KeyboardInterrupt:
             err.print("mlarch: interrupted")
             raise typer.Exit(130)

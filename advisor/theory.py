@@ -104,11 +104,19 @@ def top_k_for_coverage(target: float, n_keys: float | None, s: float) -> float |
 # ------------------------------------------------------------------------ queueing
 
 def erlang_b(c: int, a: float) -> float:
-    """Erlang B blocking probability, by the stable recursion B_k = aB/(k + aB)."""
-    b = 1.0
-    for k in range(1, c + 1):
-        b = a * b / (k + a * b)
-    return b
+    """Erlang B blocking probability: the stable recursion B_k = aB/(k + aB) for c <= 64; for
+    more servers the same value in O(1) as a Poisson(a) pmf/cdf ratio, (a^c/c!)/Σ_{k<=c} a^k/k!
+    (regularised incomplete gamma, no factorials)."""
+    if c <= 64:
+        b = 1.0
+        for k in range(1, c + 1):
+            b = a * b / (k + a * b)
+        return b
+    if a <= 0:
+        return 0.0
+    log_pmf = c * math.log(a) - a - math.lgamma(c + 1)
+    cdf = float(special.gammaincc(c + 1, a))
+    return math.exp(log_pmf) / cdf if cdf > 0 else 1.0
 
 
 def erlang_c(c: int, a: float) -> float:

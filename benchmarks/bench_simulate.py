@@ -17,7 +17,8 @@ import sys
 import time
 
 import numpy as np
-import simpy
+
+from simulator.reference import simpy_fifo_waits
 
 MLARCH = [sys.executable, "-m", "advisor"]
 
@@ -36,21 +37,8 @@ def run_cli(args: list[str]) -> tuple[float, float, dict]:
 
 def simpy_per_request(arrival: np.ndarray, service: np.ndarray, c: int) -> float:
     """Requests per second of the textbook model: one SimPy process per request."""
-    env = simpy.Environment()
-    res = simpy.Resource(env, capacity=c)
-
-    def customer(k):
-        with res.request() as req:
-            yield req
-            yield env.timeout(service[k])
-
-    def source():
-        for k in range(len(arrival)):
-            yield env.timeout(arrival[k] - env.now)
-            env.process(customer(k))
-    env.process(source())
     t0 = time.perf_counter()
-    env.run()
+    simpy_fifo_waits(arrival, service, c)
     return len(arrival) / (time.perf_counter() - t0)
 
 

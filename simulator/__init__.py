@@ -5,6 +5,6 @@
     result = simulate(load_scenario("spam"), seed=1)
     result.metrics["latency_ms"]["p99"]
 """
-from .engine import Result, simulate
+from .engine import Result, TooLarge, simulate
 
-__all__ = ["simulate", "Result"]
+__all__ = ["simulate", "Result", "TooLarge"]

@@ -29,6 +29,26 @@ from .train import Model, Stats, fit
 
 CHUNK_REQUESTS = 1 << 18
 HOLDOUT_SHARE = 0.2
+MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
+MAX_TABLE_KEYS = 200_000_000   # 200 MB of predictions, about a minute per fill
+
+
+class TooLarge(ValueError):
+    """The run would not finish in reasonable time or memory; the message says why."""
+
+
+def check_size(sc: Scenario, design: Design, horizon_s: float) -> None:
+    """Refuse absurd runs up front with a one-line reason."""
+    from .traffic import integrated_rate
+    n = integrated_rate(0.0, horizon_s, sc.traffic.rate, sc.traffic.diurnal_amplitude)
+    if n > MAX_REQUESTS:
+        raise TooLarge(f"the run would simulate about {n:.2g} requests (~{n / 2e6 / 3600:,.0f} h at 2M "
+                       f"requests/s); shorten the horizon or lower traffic.rate (limit {MAX_REQUESTS:.0g})")
+    keys = (sc.traffic.cardinality if design.serving == "static"
+            else design.cache_top_k if design.serving == "hybrid" else 0) or 0
+    if keys > MAX_TABLE_KEYS:
+        raise TooLarge(f"the design precomputes {keys:.3g} keys; the simulator fills real tables of at most "
+                       f"{MAX_TABLE_KEYS:.0g} rows (use a smaller cardinality or cache_top_k to simulate)")
 
 
 @dataclass
@@ -432,7 +452,10 @@ class Simulation:
         n = max(self.requests, 1)
         model_n = self.lat_path["model"].n
         table_b = self.keys_in_table * sc.model.prediction_bytes
-        data_nominal = sum(s.nominal for s in self._window(H))
+        # training data kept: one window back from the newest validated data
+        newest = max((s.data_end_s for s in self.store), default=0.0)
+        data_nominal = sum(s.nominal for s in self.store
+                           if s.data_end_s > newest - sc.model.training_window + 1e-9)
         data_b = data_nominal * example_bytes(sc.data.features)
         mb = model_bytes(sc.data.features)
         storage_month = (table_b / 1e9 * sc.costs.table_storage_per_gb_month
@@ -488,6 +511,7 @@ def simulate(scenario: Scenario, seed: int | None = None, horizon_s: float | Non
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
     design = design or design_for(scenario)
+    check_size(scenario, design, horizon)
     kw = dict(report_every_s=report_every_s, keep_bucket_hists=keep_bucket_hists,
               planning_horizon_s=planning_horizon_s)
     if progress is True:

@@ -1,5 +1,6 @@
 """Advisor decisions: the course's table, monotonic behaviour, JSON shape, CLI."""
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -138,7 +139,7 @@ _PATHS = ["traffic.rate", "traffic.diurnal_amplitude", "traffic.cardinality", "t
           "horizon", "name", "traffic.bogus", "data.batch_interval"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("MLARCH_FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(preset=st.sampled_from(sorted(_PRESET_TEXT)), path=st.sampled_from(_PATHS), value=_VALUES)
 def test_mutated_scenarios_never_traceback(cli, preset, path, value):
     res = cli("advise", preset, "--json", "--set", f"{path}={value}")

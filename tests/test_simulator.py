@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import simpy
 from scipy import stats
 
 from advisor import theory
@@ -13,6 +12,7 @@ from scenarios import load_scenario
 from simulator import simulate
 from simulator.engine import Simulation
 from simulator.evaluate import gate
+from simulator.reference import simpy_fifo_waits
 from simulator.ingest import DataSource
 from simulator.serve import ReplicaPool, Scorer, batch_predict
 from simulator.traffic import Concept, KeyFeatures, ZipfSampler, arrivals, integrated_rate
@@ -28,29 +28,6 @@ def small(*extra):
 
 
 # ------------------------------------------------------------------ queueing
-
-def simpy_fifo_waits(arrival, service, c):
-    """Reference: one SimPy process per request on a c-server FIFO Resource."""
-    env = simpy.Environment()
-    res = simpy.Resource(env, capacity=c)
-    waits = np.empty(len(arrival))
-
-    def customer(k):
-        yield env.timeout(arrival[k] - env.now)
-        with res.request() as req:
-            t0 = env.now
-            yield req
-            waits[k] = env.now - t0
-            yield env.timeout(service[k])
-
-    def source():
-        for k in range(len(arrival)):
-            yield env.timeout(arrival[k] - env.now)
-            env.process(customer(k))
-    env.process(source())
-    env.run()
-    return waits
-
 
 @pytest.mark.parametrize("c,rho", [(1, 0.8), (4, 0.9), (12, 0.7)])
 def test_kiefer_wolfowitz_equals_per_request_simpy(c, rho):
@@ -307,3 +284,13 @@ def test_requests_no_path_can_answer_are_counted_as_fallbacks():
     assert set(by_path) == {"table", "fallback"}
     assert 0 < m["cache_hit_ratio"] < 1
     assert m["fallback_requests"] == round(m["requests"] * (1 - m["cache_hit_ratio"]))
+
+
+@pytest.mark.parametrize("sets,expect", [(["traffic.rate=1e7/s", "horizon=300d"], "requests"),
+                                         (["traffic.cardinality=1e12", "architecture.serving=static"], "keys")])
+def test_absurd_runs_are_refused_up_front(cli, sets, expect):
+    args = ["simulate", "ad-conversion"]
+    for s in sets:
+        args += ["--set", s]
+    res = cli(*args)
+    assert res.exit_code == 2 and expect in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -57,7 +57,7 @@ def test_erlang_example_from_references():
 
 def test_erlang_b_matches_poisson_formula():
     # B = (a^c/c!) / sum_k a^k/k!  (Erlang 1917); scipy's Poisson pmf/cdf give it without overflow
-    for c, a in [(1, 0.5), (5, 3.0), (20, 15.0), (50, 45.0)]:
+    for c, a in [(1, 0.5), (5, 3.0), (20, 15.0), (50, 45.0), (100, 90.0), (5000, 4900.0)]:
         expect = stats.poisson.pmf(c, a) / stats.poisson.cdf(c, a)
         assert theory.erlang_b(c, a) == pytest.approx(expect, rel=1e-10)
 
