@@ -78,6 +78,9 @@ class Lognormal(Frozen):
         if not self.p99 > self.median:
             raise ValueError(f"p99 ({units.format_duration(self.p99)}) must be above the median "
                              f"({units.format_duration(self.median)})")
+        if self.p99 > 1e4 * self.median:
+            raise ValueError("p99 more than 10,000 times the median is outside what the tool models "
+                             f"(got p99 {units.format_duration(self.p99)}, median {units.format_duration(self.median)})")
         return self
 
     @property
@@ -286,9 +289,9 @@ class Slo(Frozen):
 
 
 class Costs(Frozen):
-    table_storage_per_gb_month: float = Field(default=0.25, ge=0)
-    data_storage_per_gb_month: float = Field(default=0.02, ge=0)
-    vcpu_hour: float = Field(default=0.0864, ge=0)
+    table_storage_per_gb_month: float = Field(default=0.25, ge=0, le=1e6)
+    data_storage_per_gb_month: float = Field(default=0.02, ge=0, le=1e6)
+    vcpu_hour: float = Field(default=0.0864, ge=0, le=1e6)
 
 
 class Architecture(Frozen):

@@ -35,8 +35,12 @@ def _number(value: object, what: str) -> float:
     raise ValueError(f"expected {what}, got {value!r}")
 
 
+MAX_DURATION_S = 3650 * 86400.0   # ten years: anything longer is a typo, not a plan
+
+
 def parse_duration_s(value: object) -> float:
-    """'250ms', '30s', '15m', '6h', '7d', '2w' or a bare number of seconds -> seconds (>= 0)."""
+    """'250ms', '30s', '15m', '6h', '7d', '2w' or a bare number of seconds -> seconds, in
+    [0, ten years]."""
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if not m:
@@ -50,6 +54,8 @@ def parse_duration_s(value: object) -> float:
         x = _number(value, "a duration such as 30s")
     if x < 0:
         raise ValueError(f"a duration must be >= 0, got {value!r}")
+    if x > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most 3650d (ten years), got {value!r}")
     return x
 
 

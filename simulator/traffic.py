@@ -7,7 +7,8 @@
   Key 1 is the most popular.
 - Features: a key always means the same input. x(key) = (A[h1(key)] + B[h2(key)]) / √2 with
   A, B fixed tables of standard normal rows and h1, h2 two halves of a 64-bit hash, so every
-  key's features are exactly N(0, I) and two keys share a row only with probability 2^-17.
+  key's features are exactly N(0, I) and two keys share a row only with probability 2^-17
+  (fewer rows above 32 features, to bound memory).
 - Concept: the drift model of advisor.theory (rotation in planes); labels are
   sign(w(t)·x) flipped with probability label_noise.
 """
@@ -22,6 +23,7 @@ from scenarios.schema import Scenario
 
 TABLE_BITS = 17
 TABLE_ROWS = 1 << TABLE_BITS
+TABLE_FLOATS = 1 << 22     # per table: at most 32 MB of features however many there are
 UNBOUNDED_FLAT_N = 1e18   # "unbounded" with s <= 1 has no normalisable Zipf: sample over 1e18 keys
 MAX_KEY = 9.0e18          # keys are uint64; an unbounded tail beyond this is folded onto it
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -124,14 +126,16 @@ class KeyFeatures:
 
     def __init__(self, rng: np.random.Generator, features: int):
         self.d = features
-        self.a = rng.standard_normal((TABLE_ROWS, features))
-        self.b = rng.standard_normal((TABLE_ROWS, features))
+        # 2^17 rows each (2^34 feature vectors) up to 32 features; fewer rows for wider inputs
+        self.rows = min(TABLE_ROWS, 1 << int(math.log2(TABLE_FLOATS // features)))
+        self.a = rng.standard_normal((self.rows, features))
+        self.b = rng.standard_normal((self.rows, features))
         self.salt = np.uint64(int(rng.integers(0, 2**63)))
 
     def index(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore"):
             h = splitmix64(keys ^ self.salt)
-        mask = np.uint64(TABLE_ROWS - 1)
+        mask = np.uint64(self.rows - 1)
         return (h & mask).astype(np.intp), ((h >> np.uint64(32)) & mask).astype(np.intp)
 
     def features(self, keys: np.ndarray) -> np.ndarray:

@@ -66,6 +66,10 @@ BAD = {
     "bad-unit": (SPAM_MIN.replace("rate: 50/s", "rate: 50/fortnight"), "traffic.rate"),
     "absurd-cardinality": (SPAM_MIN.replace("cardinality: 1000", "cardinality: 1e30"), "traffic.cardinality"),
     "absurd-horizon": (SPAM_MIN + "horizon: 100000d\n", "horizon"),
+    "absurd-duration": (SPAM_MIN.replace("concept_half_life: 3d", "concept_half_life: 1e12d"), "data.concept_half_life"),
+    "absurd-p99": (SPAM_MIN.replace("{distribution: exponential, mean: 10ms}",
+                                    "{distribution: lognormal, median: 1ms, p99: 4.19e+18}"), "model.inference_time"),
+    "absurd-price": (SPAM_MIN + "costs: {vcpu_hour: 1e300}\n", "costs.vcpu_hour"),
     "bad-name": (SPAM_MIN.replace("name: mini", "name: Mini Scenario!"), "name"),
     "static-unbounded": (SPAM_MIN.replace("cardinality: 1000", "cardinality: unbounded")
                          + "architecture: {serving: static}\n", "static"),
