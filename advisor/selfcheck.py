@@ -262,7 +262,12 @@ def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
     out.append(Check(g, "mean model age", p.mean_model_age_s, age, age - half, age + half,
                      3 * half + 0.01 * p.mean_model_age_s, "s", note="1% for the table-refresh approximation"))
     loss = m["accuracy"]["lost_to_staleness"]
-    sd = _loss_sd_from_keys(sc, p.accuracy_loss)
+    # per request the paired difference is ±(1 − 2ε) with probability ~p: its sampling sd,
+    # combined with the popular keys' concentration
+    eps = sc.data.label_noise
+    p_flip = min(0.5, max(p.accuracy_loss, 1e-6) / max(1 - 2 * eps, 1e-9))
+    sd = math.hypot(_loss_sd_from_keys(sc, p.accuracy_loss),
+                    (1 - 2 * eps) * math.sqrt(p_flip / max(m["requests"], 1)))
     out.append(Check(g, "accuracy lost to staleness", p.accuracy_loss, loss, loss - 1.96 * sd, loss + 1.96 * sd,
                      3 * sd + 0.15 * p.accuracy_loss + 0.0005,
                      note="15% for the window-mean (Brillinger) approximation; key concentration sd"))
