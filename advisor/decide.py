@@ -116,10 +116,6 @@ def age_range(sc: Scenario, d: Design, table: bool) -> tuple[float, float]:
     return lag, lag + per
 
 
-def mean_accuracy(sc: Scenario, lo: float, hi: float) -> float:
-    return theory.mean_accuracy_over_ages(lo, hi, **_acc_kw(sc))
-
-
 AGE_GRID_MIN = 4096
 AGE_GRID_MAX = 400_000
 

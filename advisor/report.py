@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import tempfile
 from pathlib import Path
 
 from scenarios.schema import Scenario
 from scenarios.units import format_bytes, format_count, format_duration
 
-from .decide import design_for, predict
+from .decide import predict
 
 REPORT_SWEEP_SPAN_S = 2 * 3600.0     # latency/caching trade-off: short runs at the full rate
 REPORT_LOW_RATE = "20/s"             # staleness trade-off: full horizon, low rate (accuracy does not depend on it)

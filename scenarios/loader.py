@@ -32,9 +32,6 @@ class ScenarioError(ValueError):
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
-Path_ = tuple  # a field path: ("traffic", "rate") or ("data", "faults", 0, "kind")
-
-
 def _fmt_path(path: tuple) -> str:
     out = ""
     for p in path:

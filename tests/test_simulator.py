@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from advisor import theory
-from advisor.decide import Design, predict
+from advisor.decide import Design
 from scenarios import load_scenario
 from simulator import simulate
 from simulator.engine import Simulation
