@@ -6,9 +6,7 @@ them so that `mlarch advise` starts fast.
 from __future__ import annotations
 
 import functools
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -16,6 +14,8 @@ import typer
 from rich.console import Console
 
 from scenarios import ScenarioError, load_scenario, preset_description, preset_names, preset_text
+
+from .files import OutputError, atomic_write, check_parent, write_run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="mlarch: decide how to build a production ML system, and prove it by simulation.\n\n"
@@ -44,7 +44,7 @@ def guarded(fn):
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except (ScenarioError, BadInput) as e:
+        except (ScenarioError, BadInput, OutputError) as e:
             err.print(f"mlarch: error: {one_line(str(e))}", markup=False)
             raise typer.Exit(2)
         except Exception as e:
@@ -56,23 +56,6 @@ def guarded(fn):
             err.print("mlarch: interrupted")
             raise typer.Exit(130)
     return wrapper
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file completely or not at all (temp file in the same directory, then rename)."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"{path}: directory {parent} does not exist")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(spec: str, sets: Optional[List[str]]):
@@ -174,45 +157,19 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
         render.compare_table(out, rows, simulate)
 
 
-def _horizon_set(horizon: Optional[str]) -> list[str]:
+def _horizon_s(horizon: Optional[str]) -> Optional[float]:
+    """--horizon in seconds (None if not given); bad syntax is bad input."""
     if horizon is None:
-        return []
+        return None
     from scenarios.units import parse_duration_s
     try:
-        parse_duration_s(horizon)
+        return parse_duration_s(horizon)
     except ValueError as e:
         raise BadInput(f"--horizon {horizon}: {e}") from None
-    return [f"horizon={horizon}"]
 
 
-def write_run(out_dir: Path, result) -> list[Path]:
-    """Write metrics.json, timeseries.csv, latency_hist.csv and events.json into out_dir,
-    each file completely or not at all."""
-    import io
-
-    import pandas as pd
-
-    from . import render
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInput(f"--out {out_dir}: exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"metrics.json": render.dumps(result.metrics) + "\n"}
-    buf = io.StringIO()
-    result.timeseries_frame().to_csv(buf, index=False)
-    files["timeseries.csv"] = buf.getvalue()
-    rows = []
-    for path, h in result.latency_hist.items():
-        edges, counts = h.nonzero_bins()
-        rows += [{"path": path, "upper_edge_ms": e * 1e3, "count": c} for e, c in zip(edges, counts)]
-    buf = io.StringIO()
-    pd.DataFrame(rows, columns=["path", "upper_edge_ms", "count"]).to_csv(buf, index=False)
-    files["latency_hist.csv"] = buf.getvalue()
-    files["events.json"] = render.dumps(result.events) + "\n"
-    written = []
-    for name, text in files.items():
-        atomic_write(out_dir / name, text)
-        written.append(out_dir / name)
-    return written
+def _horizon_set(horizon: Optional[str]) -> list[str]:
+    return [] if _horizon_s(horizon) is None else [f"horizon={horizon}"]
 
 
 @app.command()
@@ -289,17 +246,9 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from . import sweep as sw
-    from scenarios.units import parse_duration_s
-    horizon_s = None
-    if horizon is not None:
-        try:
-            horizon_s = parse_duration_s(horizon)
-        except ValueError as e:
-            raise BadInput(f"--horizon {horizon}: {e}") from None
-        _load(scenario, (set_ or []) + [f"horizon={horizon}"])   # within the allowed range
-    parent = out_csv.parent if str(out_csv.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"--out {out_csv}: directory {parent} does not exist")
+    horizon_s = _horizon_s(horizon)
+    _load(scenario, (set_ or []) + _horizon_set(horizon))   # the horizon within the allowed range
+    check_parent(out_csv, "--out")
     names, runs = sw.plan(scenario, set_ or [], vary, seeds)
     err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)")
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -353,9 +302,7 @@ def report(scenario: str = typer.Argument(..., help="Scenario YAML file or prese
     """Write one self-contained HTML page: the advice and its reasons, the simulated figures,
     and trade-off plots from a small sweep around the recommendation."""
     from . import report as rep
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"-o {output}: directory {parent} does not exist")
+    check_parent(output, "-o")
     _load(scenario, set_)   # bad input fails before any simulation
     with err.status("report: starting") as status:
         page = rep.build(scenario, set_ or [], progress=lambda msg: status.update(f"report: {msg}"), jobs=jobs)

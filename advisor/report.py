@@ -47,12 +47,12 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
     """Run everything the page needs and return the HTML text."""
     import pandas as pd
 
-    from advisor.cli import write_run   # the same files `simulate --out` writes
     from simulator import simulate
     from scenarios import load_scenario
 
     from . import plots
     from . import sweep as sw
+    from .files import write_run   # the same files `simulate --out` writes
     from .decide import advise
 
     def step(msg):
