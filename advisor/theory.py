@@ -1,105 +1,18 @@
-"""Closed-form theory: Zipf coverage, queueing, staleness and drift.
+"""Closed-form theory: queueing, caching and staleness formulas used by the advisor.
 
 Pure functions only (no I/O, no state). Every formula names its source; see
-../shared/REFERENCES.md and docs/fidelity.md. Units are in the names.
+docs/fidelity.md. Units are in the names. The popularity and drift laws that define what a
+scenario means live in scenarios.popularity and scenarios.drift (re-exported here).
 """
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
-from scipy import special
 
-# ----------------------------------------------------------------------------- Zipf
-
-_DIRECT_TERMS = 1000
-
-
-def harmonic(n: float, s: float) -> float:
-    """Generalized harmonic number H(n, s) = sum_{i=1..n} i^-s in O(1) for n up to 1e18.
-
-    Sum the first 1000 terms exactly, then an Euler–Maclaurin tail (Abramowitz & Stegun
-    23.1.30) whose error is below 1e-15 relative for n > 1000 (the next term is O(a^{-s-5})).
-    """
-    if n < 1:
-        return 0.0
-    n = math.floor(n)
-    m = min(n, _DIRECT_TERMS)
-    head = float(np.sum(np.arange(1, m + 1, dtype=np.float64) ** (-s)))
-    if n <= _DIRECT_TERMS:
-        return head
-    a, b = float(m + 1), float(n)
-    # integral_a^b x^-s dx, written with expm1 so that s -> 1 stays accurate
-    la = math.log(a)
-    u = (1.0 - s) * math.log(b / a)
-    if abs(1.0 - s) < 1e-12:
-        integral = math.log(b / a)
-    else:
-        integral = math.exp((1.0 - s) * la) * math.expm1(u) / (1.0 - s)
-    f = lambda x: x ** (-s)  # noqa: E731
-    f1 = lambda x: -s * x ** (-s - 1)  # noqa: E731
-    f3 = lambda x: -s * (s + 1) * (s + 2) * x ** (-s - 3)  # noqa: E731
-    tail = integral + (f(a) + f(b)) / 2 + (f1(b) - f1(a)) / 12 - (f3(b) - f3(a)) / 720
-    return head + tail
-
-
-def zipf_coverage(k: float, n_keys: float | None, s: float) -> float:
-    """Share of requests that go to the k most popular of N keys: H(k,s)/H(N,s).
-
-    This is also the exact expected hit ratio of a table holding the top k (REFERENCES.md).
-    n_keys=None means unbounded: for s > 1 the limit H(k,s)/zeta(s); for s <= 1 the head's
-    share tends to 0 and 0.0 is returned (callers say so in their reasons).
-    """
-    if k <= 0:
-        return 0.0
-    if n_keys is None:
-        if s <= 1.0:
-            return 0.0
-        return min(1.0, harmonic(k, s) / float(special.zeta(s)))
-    if k >= n_keys:
-        return 1.0
-    return harmonic(k, s) / harmonic(n_keys, s)
-
-
-def solve_zipf_s(keys_fraction: float, traffic_share: float, n_keys: float) -> float:
-    """Zipf exponent s such that the top keys_fraction of N keys get traffic_share.
-
-    Coverage is increasing in s, so a bracketed root (Brent) is unique.
-    Raises ValueError when no s in [0, 10] reaches the share.
-    """
-    k = max(1.0, math.floor(keys_fraction * n_keys))
-    base = zipf_coverage(k, n_keys, 0.0)
-    if traffic_share < base - 1e-12:
-        raise ValueError(f"the top {keys_fraction:.3g} of inputs get at least {base:.3g} of "
-                         f"requests even with uniform popularity; traffic share {traffic_share:.3g} is lower")
-    if traffic_share <= base + 1e-12:
-        return 0.0
-    from scipy import optimize
-    hi = 10.0
-    if zipf_coverage(k, n_keys, hi) < traffic_share:
-        raise ValueError(f"no Zipf exponent up to {hi} gives the top {k:.0f} keys "
-                         f"{traffic_share:.3g} of requests")
-    return float(optimize.brentq(lambda s: zipf_coverage(k, n_keys, s) - traffic_share,
-                                 0.0, hi, xtol=1e-10))
-
-
-def top_k_for_coverage(target: float, n_keys: float | None, s: float) -> float | None:
-    """Smallest k whose coverage reaches target, or None when no finite k does."""
-    if n_keys is None and s <= 1.0:
-        return None
-    hi = n_keys if n_keys is not None else 1e18
-    if zipf_coverage(hi, n_keys, s) < target:
-        return None
-    lo_log, hi_log = 0.0, math.log(hi)
-    for _ in range(200):
-        mid = (lo_log + hi_log) / 2
-        if zipf_coverage(math.exp(mid), n_keys, s) >= target:
-            hi_log = mid
-        else:
-            lo_log = mid
-    return math.ceil(math.exp(hi_log))
-
+from scenarios.drift import (DRIFT_FIT_HALF_LIVES, concept_cos, drift_spectrum,  # noqa: F401
+                             fit_unit_drift_spectrum, unit_drift_spectrum)
+from scenarios.popularity import harmonic, solve_zipf_s, top_k_for_coverage, zipf_coverage  # noqa: F401
 
 # ------------------------------------------------------------------------ queueing
 
@@ -115,6 +28,7 @@ def erlang_b(c: int, a: float) -> float:
     if a <= 0:
         return 0.0
     log_pmf = c * math.log(a) - a - math.lgamma(c + 1)
+    from scipy import special
     cdf = float(special.gammaincc(c + 1, a))
     return math.exp(log_pmf) / cdf if cdf > 0 else 1.0
 
@@ -173,7 +87,7 @@ def mgc_wait_mean_s(lam_per_s: float, es_s: float, cs2: float, c: int) -> float:
 
 def mgc_wait_tail(t_s: np.ndarray, lam_per_s: float, es_s: float, cs2: float, c: int) -> np.ndarray:
     """Approximate P(Wq > t) for M/G/c: C·exp(−θt) with θ = 2(cμ − λ)/(1 + c_s²), the
-    M/M/c tail (REFERENCES.md) rescaled so that its mean equals Allen–Cunneen's."""
+    M/M/c tail P(Wq > t) = C·e^{−(cμ−λ)t} (Gross & Harris, Fundamentals of Queueing Theory §2.3) rescaled so that its mean equals Allen–Cunneen's."""
     mu = 1.0 / es_s
     if lam_per_s >= c * mu:
         return np.ones_like(np.asarray(t_s, dtype=float))
@@ -223,83 +137,6 @@ def accuracy_from_cos(cos_theta, label_noise: float):
     (1 − ε)(1 − θ/π) + εθ/π with θ = angle(v, w) (Goemans–Williamson hyperplane lemma)."""
     theta = np.arccos(np.clip(cos_theta, -1.0, 1.0))
     return (1.0 - label_noise) * (1.0 - theta / np.pi) + label_noise * theta / np.pi
-
-
-DRIFT_FIT_HALF_LIVES = 8.0
-
-
-# Output of fit_unit_drift_spectrum(planes) for 2..8 planes, stored so that `advise` need not
-# run the optimiser on every start; tests/test_theory.py refits and compares.
-_FITTED_UNIT_SPECTRA = {
-    2: ((0.794680977279, 0.205319022721),
-        (0.272622008177, 3.312624196098)),
-    3: ((0.640246567597, 0.296941503888, 0.062811928515),
-        (0.280116060481, 0.886318855627, 3.245726839584)),
-    4: ((0.606831832499, 0.266533487514, 0.096491949174, 0.030142730813),
-        (0.27604420991, 0.886471960786, 1.562431064448, 3.167544050325)),
-    5: ((0.596153099157, 0.260801283237, 0.090039474689, 0.0349685891, 0.018037553818),
-        (0.272187240345, 0.872789414876, 1.553397633868, 2.285081979898, 3.011888635602)),
-    6: ((0.594949592123, 0.260624621522, 0.089434331631, 0.033151623515, 0.014817418285, 0.007022412924),
-        (0.271578462678, 0.870369806484, 1.547803499393, 2.275027195718, 3.010642274586, 4.645818027027)),
-    7: ((0.592032425161, 0.26097199961, 0.089678100521, 0.03232620357, 0.013352396824, 0.006920241767, 0.004718632546),
-        (0.269944192883, 0.864256591116, 1.535579049642, 2.256687196256, 3.010479369067, 3.782796684312, 4.517742795503)),
-    8: ((0.590877243814, 0.261206048091, 0.032350391328, 0.089960255698, 0.013059616137, 0.002769383856, 0.006136139874, 0.003640921202),
-        (0.269268432944, 0.861728401395, 2.248130319787, 1.530468551319, 2.997237732891, 5.2823640755, 3.768178723593, 4.549107958306)),
-}
-
-
-def unit_drift_spectrum(planes: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(weights, ω per half-life) for `planes` rotation planes (see fit_unit_drift_spectrum)."""
-    if planes <= 1:
-        # one rotation plane: constant angular speed that halves the edge exactly at a = 1
-        return (1.0,), (math.pi / 4.0,)
-    if planes in _FITTED_UNIT_SPECTRA:
-        return _FITTED_UNIT_SPECTRA[planes]
-    return fit_unit_drift_spectrum(planes)
-
-
-@lru_cache(maxsize=16)
-def fit_unit_drift_spectrum(planes: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Weights p_k > 0 (Σ = 1) and angular frequencies ω_k (rad per half-life) such that the
-    edge of a frozen model, 1 − 2θ(a)/π with cos θ(a) = Σ p_k cos(ω_k a), is as close as
-    possible to 2^−a on a ∈ [0, 8] half-lives (least squares; with 8 planes the largest
-    error is below 0.005 of the fresh edge; docs/fidelity.md)."""
-    from scipy import optimize
-    ages = np.linspace(0.0, DRIFT_FIT_HALF_LIVES, 200)
-    target = 0.5 ** ages
-
-    def unpack(x):
-        p = np.exp(np.clip(x[:planes], -30.0, 30.0))
-        return p / p.sum(), np.exp(np.clip(x[planes:], -30.0, 30.0))
-
-    def resid(x):
-        p, w = unpack(x)
-        c = np.cos(np.outer(ages, w)) @ p
-        return 1.0 - 2.0 * np.arccos(np.clip(c, -1.0, 1.0)) / np.pi - target
-
-    x0 = np.concatenate([np.zeros(planes), np.log(np.geomspace(0.2, 3.0, planes))])
-    p, w = unpack(optimize.least_squares(resid, x0).x)
-    return tuple(float(x) for x in p), tuple(float(x) for x in w)
-
-
-def drift_spectrum(features: int, half_life_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, ω in rad/s) of the concept's rotation in floor(features/2) planes (max 8).
-
-    The concept w(t) = Q Σ_k √p_k (cos(ω_k t + φ_k) e_2k + sin(ω_k t + φ_k) e_2k+1) has the
-    stationary correlation w(t)·w(t+a) = Σ p_k cos(ω_k a): every model ages the same way,
-    whenever it was trained. Infinite half-life: no planes move (ω = 0)."""
-    planes = max(1, min(8, features // 2))
-    p, w = unit_drift_spectrum(planes)
-    p_arr = np.asarray(p)
-    if math.isinf(half_life_s):
-        return p_arr, np.zeros_like(p_arr)
-    return p_arr, np.asarray(w) / half_life_s
-
-
-def concept_cos(age_s, weights: np.ndarray, omega: np.ndarray):
-    """cos angle(w(t), w(t + age)) = Σ p_k cos(ω_k · age)."""
-    age = np.asarray(age_s, dtype=float)
-    return np.tensordot(np.cos(np.multiply.outer(age, omega)), weights, axes=([-1], [0]))
 
 
 def window_model_cos(age_s, window_s: float, weights: np.ndarray, omega: np.ndarray):

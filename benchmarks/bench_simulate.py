@@ -20,7 +20,7 @@ import numpy as np
 
 from simulator.reference import simpy_fifo_waits
 
-MLARCH = [sys.executable, "-m", "advisor"]
+MLARCH = [sys.executable, "-m", "mlarch"]
 
 
 def run_cli(args: list[str]) -> tuple[float, float, dict]:

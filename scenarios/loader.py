@@ -15,21 +15,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .errors import ScenarioError
 from .schema import Scenario
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 20_000  # after alias expansion: stops "billion laughs" documents
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {"str", "int", "float", "bool", "null"}
-
-
-class ScenarioError(ValueError):
-    """Bad scenario input. str(err) is the one-line message shown to the user."""
-
-    def __init__(self, source: str, line: int | None, field: str | None, message: str):
-        self.source, self.line, self.field, self.message = source, line, field, message
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
 def _fmt_path(path: tuple) -> str:

@@ -1,4 +1,4 @@
-"""The scenario schema: immutable pydantic models for every field of ../shared/CONTRACT.md.
+"""The scenario schema: immutable pydantic models for every scenario field (README, docs/).
 
 Values are converted to base units on load (seconds, per second, bytes, fractions);
 the unit syntax lives in scenarios.units. Models are frozen: a run never mutates them.
@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import math
 import re
+from statistics import NormalDist
 from typing import Annotated, Literal, Union
 
 import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator,
                       model_validator)
-from scipy import special
-
 from . import units
+
+_NORMAL = NormalDist()
+
+
+def _norm_ppf(p: float) -> float:
+    """Standard normal quantile (±inf at 0 and 1), without importing scipy at start-up."""
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    return _NORMAL.inv_cdf(p)
 
 MAX_HORIZON_S = 366 * 86400.0
 MAX_RATE_PER_S = 1e7
@@ -85,7 +95,7 @@ class Lognormal(Frozen):
 
     @property
     def sigma(self) -> float:
-        return math.log(self.p99 / self.median) / Z99  # σ = ln(q/m)/z_0.99 (REFERENCES.md)
+        return math.log(self.p99 / self.median) / Z99  # σ = ln(q/m)/z_0.99, since q_p = m·exp(σ z_p)
 
     @property
     def mean_s(self) -> float:
@@ -96,11 +106,14 @@ class Lognormal(Frozen):
         return self.median ** 2 * math.exp(2 * self.sigma ** 2)
 
     def quantile_s(self, p):
-        return self.median * np.exp(self.sigma * special.ndtri(p))
+        z = np.vectorize(_norm_ppf, otypes=[float])(np.asarray(p, dtype=float))
+        return self.median * np.exp(self.sigma * z)
 
     def cdf(self, t_s):
         t = np.maximum(np.asarray(t_s, dtype=float), 1e-300)
-        return special.ndtr(np.log(t / self.median) / self.sigma)
+        # Φ(x) = erfc(−x/√2)/2, accurate in both tails
+        x = np.log(t / self.median) / self.sigma
+        return 0.5 * np.vectorize(math.erfc, otypes=[float])(-x / math.sqrt(2.0))
 
     def sample_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.median * np.exp(self.sigma * rng.standard_normal(n))
@@ -198,7 +211,7 @@ class Traffic(Frozen):
         frac = pk.top_share.keys if pk.top_share.keys < 1 else pk.top_share.keys / n
         if frac >= 1:
             raise ValueError("peakedness.top_share.keys must be fewer than the cardinality")
-        from advisor.theory import solve_zipf_s  # the one home of the Zipf formulas
+        from .popularity import solve_zipf_s  # the one home of the Zipf formulas
         self._zipf_s = solve_zipf_s(frac, pk.top_share.traffic, n)
         return self
 

@@ -1,10 +1,11 @@
 """The engine: SimPy moves time for the control plane; requests are processed in numpy
 windows between control events (the data plane), with exact FIFO queueing carried across.
 
-Control plane (SimPy processes): data batches arriving and being validated, training jobs
-taking simulated time, the evaluation gate, deployments, table refreshes by batch
-prediction, and a reporting ticker. Every state change first calls `advance(now)`, so a
-window of requests always sees one constant system state.
+Control plane (SimPy processes, this module): data batches arriving and being validated,
+training jobs taking simulated time, the evaluation gate, deployments, table refreshes by
+batch prediction, and a reporting ticker. Every state change first calls
+`DataPlane.advance(now)` (simulator.window), so a window of requests always sees one
+constant system state. The engine runs the Design it is given; it never chooses one.
 """
 from __future__ import annotations
 
@@ -15,19 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from advisor.decide import (MONTH_S, Design, design_for, example_bytes, model_bytes,
-                            train_job_s)
+from scenarios.accounting import MONTH_S, example_bytes
+from scenarios.design import Design
 from scenarios.schema import Scenario
 
 from . import validate as validation
 from .evaluate import gate
 from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, DataSource, feature_names
-from .metrics import LogHistogram
-from .serve import ReplicaPool, Scorer, Table, batch_predict
-from .traffic import Concept, KeyFeatures, arrivals, zipf_for
+from .window import _Bucket
+from .serve import Table, batch_predict
+from .traffic import Concept, KeyFeatures, zipf_for
 from .train import Model, Stats, fit
-
-CHUNK_REQUESTS = 1 << 18
+from .window import DataPlane
 HOLDOUT_SHARE = 0.2
 MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
 MAX_TABLE_KEYS = 200_000_000   # 200 MB of predictions, about a minute per fill
@@ -70,22 +70,6 @@ class Result:
         return pd.DataFrame(self.timeseries)
 
 
-class _Bucket:
-    """Exact aggregates of one reporting window."""
-
-    def __init__(self, start_s: float):
-        self.start_s = start_s
-        self.hist = LogHistogram()
-        self.requests = self.correct = self.hits = 0
-        self.age_sum = 0.0
-        self.wait = LogHistogram()
-        self.waited = 0
-        self.queue_seen = 0.0
-        self.served_expected = self.fresh_expected = 0.0
-        self.anomalies = 0
-        self.deployments = 0
-
-
 class Simulation:
     """One run of one design on one scenario. Use `simulate()`."""
 
@@ -102,41 +86,24 @@ class Simulation:
         self.bucket_hists: list = []
         ss = np.random.SeedSequence(seed)
         world, arr, keys, svc, lab, data, split = (np.random.default_rng(s) for s in ss.spawn(7))
-        self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab, self.rng_split = arr, keys, svc, lab, split
+        self.rng_split = split
         d = sc.data
         self.features = KeyFeatures(world, d.features)
         self.concept = Concept(world, d.features, d.concept_half_life, d.label_noise)
-        self.za = self.concept.rotate(self.features.a) / math.sqrt(2)
-        self.zb = self.concept.rotate(self.features.b) / math.sqrt(2)
-        self.za_norm = np.linalg.norm(self.za, axis=1)
-        self.zb_norm = np.linalg.norm(self.zb, axis=1)
-        self.zipf = zipf_for(sc)
         self.source = DataSource(sc, self.concept, data)
-        self.pool = ReplicaPool(design.replicas) if design.replicas else None
-        self.keys_in_table = (int(sc.traffic.cardinality) if design.serving == "static"
-                              else int(design.cache_top_k or 0) if design.serving == "hybrid" else 0)
+        self.keys_in_table = design.table_keys(sc.traffic.cardinality)
+        self.dp = DataPlane(sc, horizon_s, self.features, self.concept, zipf_for(sc), design.replicas,
+                            self.keys_in_table, (arr, keys, svc, lab))
+        self.advance = self.dp.advance
         self.progress = progress
-        # metrics
-        self.lat = LogHistogram()
-        self.lat_path = {"table": LogHistogram(), "model": LogHistogram(), "fallback": LogHistogram()}
-        self.wait = LogHistogram()
-        self.model_age = LogHistogram()
-        self.table_age = LogHistogram()
-        self.requests = self.waited = self.slo_viol = self.hits = 0
-        self.queue_seen = 0.0
-        self.served_correct = 0
-        self.served_expected = 0.0
-        self.fresh_expected = 0.0
         self.val = {"batches": 0, "anomalies": 0, "quarantined": 0, "by_kind": {}}
         self.train = {"runs": 0, "deployed": 0, "rejected_by_gate": 0}
         self.cost = {"serving": 0.0, "training": 0.0, "batch_prediction": 0.0, "storage": 0.0}
         self.events: list = []
         self.timeseries: list = []
-        self.t_done = 0.0
         self.version = 0
         self.store: list[Stats] = []
         self.holdout = None
-        self.bucket = _Bucket(0.0)
         self.vcpu_s = sc.costs.vcpu_hour / 3600.0
 
     # ------------------------------------------------------------------ setup
@@ -144,7 +111,7 @@ class Simulation:
         """History before t = 0: a window of batches, the reference schema, the initial model
         and (for table serving) the initial table."""
         sc, d = self.sc, self.sc.data
-        job0 = train_job_s(sc, self.design.training)
+        job0 = self._initial_job_s()
         B = d.batch_interval
         # batches that arrived by −job0 trained the initial model; those arriving while it
         # trained, up to t = 0, are stored for the first retrain (no gap in the data)
@@ -177,6 +144,14 @@ class Simulation:
             self._fill_table(m, 0.0, cost_share=self.bootstrap_share)
         self.events.append({"t_s": 0.0, "event": "deploy", "version": 1})
 
+    def _initial_job_s(self) -> float:
+        """Duration of the job that trained the initial model: the scenario's train_time law
+        over a full window of data (one batch for continuous training)."""
+        sc = self.sc
+        examples = sc.data.velocity * (sc.data.batch_interval if self.design.training == "continuous"
+                                       else sc.model.training_window)
+        return sc.model.train_time.seconds(examples)
+
     def _train_cost(self, examples: float) -> float:
         return self.sc.model.train_time.seconds(examples) * self.vcpu_s
 
@@ -193,7 +168,7 @@ class Simulation:
             if count:
                 self.val["anomalies"] += len(anomalies)
                 self.val["quarantined"] += 1
-                self.bucket.anomalies += len(anomalies)
+                self.dp.bucket.anomalies += len(anomalies)
                 for a in anomalies:
                     k = validation.anomaly_kind(a)
                     self.val["by_kind"][k] = self.val["by_kind"].get(k, 0) + 1
@@ -214,123 +189,16 @@ class Simulation:
     def _deploy(self, m: Model, at_s: float, count: bool = True) -> None:
         self.advance(at_s)
         self.live = m
-        self.scorer = Scorer(m, self.features)
-        self.end_proj_model = self._proj(m.data_end_s)
+        self.dp.set_model(m)
         if count:
-            self.bucket.deployments += 1
+            self.dp.bucket.deployments += 1
 
     def _fill_table(self, m: Model, at_s: float, cost_share: float = 1.0) -> None:
         self.advance(at_s)
         preds = batch_predict(m, self.features, self.keys_in_table)
-        self.table = Table(self.keys_in_table, preds, m, at_s)
-        self.end_proj_table = self._proj(m.data_end_s)
+        self.dp.set_table(Table(self.keys_in_table, preds, m, at_s))
         self.cost["batch_prediction"] += (self.keys_in_table * self.sc.model.inference_time.mean_s
                                           * self.vcpu_s * cost_share)
-
-    # --------------------------------------------------------------- data plane
-    def advance(self, t_to: float) -> None:
-        """Serve every request that arrives in [t_done, t_to) with the current state."""
-        t_to = min(t_to, self.horizon)
-        tr = self.sc.traffic
-        peak = tr.rate * (1 + tr.diurnal_amplitude)
-        step = max(CHUNK_REQUESTS / peak, 1e-3)
-        while self.t_done < t_to - 1e-12:
-            t1 = min(t_to, self.t_done + step)
-            self._serve_chunk(arrivals(self.rng_arr, self.t_done, t1, tr.rate, tr.diurnal_amplitude))
-            self.t_done = t1
-
-    def _serve_chunk(self, t: np.ndarray) -> None:
-        n = t.size
-        if n == 0:
-            return
-        sc = self.sc
-        keys = self.zipf.sample(self.rng_keys, n)
-        i, j = self.features.index(keys)
-        hit = keys <= np.uint64(self.keys_in_table) if self.keys_in_table else np.zeros(n, bool)
-        miss = ~hit
-        fallback = miss & (self.pool is None)
-        model_path = miss & ~fallback
-        pred = np.empty(n, dtype=np.int8)
-        latency = np.empty(n)
-        if hit.any():
-            pred[hit] = self.table.lookup(keys[hit])
-            latency[hit] = sc.serving.lookup_time.sample_s(self.rng_svc, int(hit.sum()))
-        if model_path.any():
-            idx = np.nonzero(model_path)[0]
-            pred[idx] = self.scorer.predict(i[idx], j[idx])
-            svc = sc.model.inference_time.sample_s(self.rng_svc, idx.size)
-            starts = self.pool.serve(t[idx], svc)
-            w = starts - t[idx]
-            latency[idx] = w + svc
-            self.wait.add(w)
-            waited = int(np.count_nonzero(w > 0))
-            self.waited += waited
-            seen = float(self.pool.queue_seen(t[idx], starts).sum())
-            self.queue_seen += seen
-            self.bucket.wait.add(w)
-            self.bucket.waited += waited
-            self.bucket.queue_seen += seen
-            self.lat_path["model"].add(latency[idx])
-        if fallback.any():
-            # no path can answer: the client gets a default answer after a failed lookup
-            pred[fallback] = 1
-            latency[fallback] = sc.serving.lookup_time.sample_s(self.rng_svc, int(fallback.sum()))
-            self.lat_path["fallback"].add(latency[fallback])
-        if hit.any():
-            self.lat_path["table"].add(latency[hit])
-        # truth at the request's time, and at the end of the serving model's data
-        y_true = self._true_labels(t, i, j)
-        eps = sc.data.label_noise
-        flip = self.rng_lab.random(n) < eps if eps > 0 else np.zeros(n, bool)
-        y_obs = np.where(flip, -y_true, y_true)
-        m_end = self.end_proj_model[0][i] + self.end_proj_model[1][j]
-        if self.keys_in_table and hit.any():
-            m_end = np.where(hit, self.end_proj_table[0][i] + self.end_proj_table[1][j], m_end)
-        y_end = np.where(m_end >= 0, 1, -1)
-        age = t - np.where(hit, self.table.model.data_end_s if self.keys_in_table else 0.0,
-                           self.live.data_end_s)
-        self.lat.add(latency)
-        self.model_age.add(np.maximum(age, 0.0))
-        if hit.any():
-            self.table_age.add(np.maximum(age[hit], 0.0))
-        correct = pred == y_obs
-        self.requests += n
-        self.hits += int(hit.sum())
-        self.slo_viol += int(np.count_nonzero(latency > sc.slo.latency_p99))
-        self.served_correct += int(correct.sum())
-        # expected correctness over the label noise: 1−ε if the prediction matches the
-        # concept, else ε (paired per request, so staleness loss has low variance)
-        served_exp = float(np.sum(np.where(pred == y_true, 1 - eps, eps)))
-        fresh_exp = float(np.sum(np.where(pred == y_end, 1 - eps, eps)))
-        self.served_expected += served_exp
-        self.fresh_expected += fresh_exp
-        self.bucket.served_expected += served_exp
-        self.bucket.fresh_expected += fresh_exp
-        b = self.bucket
-        b.hist.add(latency)
-        b.requests += n
-        b.correct += int(correct.sum())
-        b.hits += int(hit.sum())
-        b.age_sum += float(age.sum())
-
-    def _proj(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Concept margins of every feature-table row at time t: w(t)·x = pa[i] + pb[j]."""
-        u = self.concept.u(t_s)
-        return self.za @ u, self.zb @ u
-
-    def _true_labels(self, t: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """sign(w(t)·x) per request, exactly. The margin at the chunk's start time t0 decides
-        every request whose margin exceeds the most the concept can move within the chunk
-        (‖z‖·drift_bound, with ‖z‖ <= ‖za_i‖ + ‖zb_j‖); the rest are evaluated exactly."""
-        t0 = float(t[0])
-        pa, pb = self._proj(t0)
-        m0 = pa[i] + pb[j]
-        bound = (self.za_norm[i] + self.zb_norm[j]) * self.concept.drift_bound(float(t[-1]) - t0)
-        near = np.nonzero(np.abs(m0) <= bound * (1 + 1e-9) + 1e-12)[0]
-        if near.size:
-            z = self.za[i[near]] + self.zb[j[near]]
-            m0[near] = self.concept.margin(z, t[near])
-        return np.where(m0 >= 0, 1, -1).astype(np.int8)
 
     # ------------------------------------------------------------- SimPy processes
     def _feed(self, env):
@@ -405,7 +273,7 @@ class Simulation:
 
     def _close_bucket(self, t: float) -> None:
         self.advance(t)
-        b = self.bucket
+        b = self.dp.bucket
         self.timeseries.append({
             "t_start_s": b.start_s, "t_end_s": t, "requests": b.requests,
             "latency_p99_ms": b.hist.quantile(0.99) * 1e3 if b.requests else math.nan,
@@ -423,7 +291,7 @@ class Simulation:
             "fresh_expected_accuracy": b.fresh_expected / b.requests if b.requests else math.nan})
         if self.keep_bucket_hists:
             self.bucket_hists.append(b.wait)
-        self.bucket = _Bucket(t)
+        self.dp.bucket = _Bucket(t)
 
     # ---------------------------------------------------------------------- run
     def run(self) -> Result:
@@ -443,49 +311,50 @@ class Simulation:
         env.run(until=self.horizon + 1e-6)
         self.advance(self.horizon)
         res = Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
-                     {"all": self.lat, **self.lat_path}, self.events)
-        res.wait_hist, res.bucket_wait_hists = self.wait, self.bucket_hists
+                     {"all": self.dp.lat, **self.dp.lat_path}, self.events)
+        res.wait_hist, res.bucket_wait_hists = self.dp.wait, self.bucket_hists
         return res
 
     def _metrics(self, wall_s: float) -> dict:
-        sc, d, H = self.sc, self.design, self.horizon
-        n = max(self.requests, 1)
-        model_n = self.lat_path["model"].n
-        table_b = self.keys_in_table * sc.model.prediction_bytes
+        sc, d, H, dp = self.sc, self.design, self.horizon, self.dp
+        n = max(dp.requests, 1)
+        model_n = dp.lat_path["model"].n
+        # rows of the table it built, each stored as prediction_bytes (key, value, metadata)
+        table_b = (dp.table.keys if dp.table is not None else 0) * sc.model.prediction_bytes
         # training data kept: one window back from the newest validated data
         newest = max((s.data_end_s for s in self.store), default=0.0)
         data_nominal = sum(s.nominal for s in self.store
                            if s.data_end_s > newest - sc.model.training_window + 1e-9)
         data_b = data_nominal * example_bytes(sc.data.features)
-        mb = model_bytes(sc.data.features)
+        mb = self.live.nbytes          # the model it deployed, as stored
         storage_month = (table_b / 1e9 * sc.costs.table_storage_per_gb_month
                          + (data_b + mb) / 1e9 * sc.costs.data_storage_per_gb_month)
         self.cost["storage"] = storage_month * H / MONTH_S
         self.cost["serving"] = d.replicas * H * self.vcpu_s
         total = sum(self.cost.values())
         cost = dict(self.cost, total=total)
-        fresh = self.fresh_expected / n
-        served_exp = self.served_expected / n
+        fresh = dp.fresh_expected / n
+        served_exp = dp.served_expected / n
         return {
             "scenario": sc.name, "seed": self.seed, "horizon_s": H,
             "architecture": d.to_json(),
-            "requests": self.requests,
-            "latency_ms": self.lat.summary_ms(),
-            "latency_ms_by_path": {k: h.summary_ms() for k, h in self.lat_path.items() if h.n},
-            "queue_wait_ms": self.wait.summary_ms(("mean", "p50", "p95", "p99", "max")) if model_n else
+            "requests": dp.requests,
+            "latency_ms": dp.lat.summary_ms(),
+            "latency_ms_by_path": {k: h.summary_ms() for k, h in dp.lat_path.items() if h.n},
+            "queue_wait_ms": dp.wait.summary_ms(("mean", "p50", "p95", "p99", "max")) if model_n else
             {"mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
-            "waited_fraction": self.waited / model_n if model_n else 0.0,
-            "queue_length_seen_mean": self.queue_seen / model_n if model_n else 0.0,
-            "slo_violation_fraction": self.slo_viol / n,
-            "cache_hit_ratio": self.hits / n,
-            "fallback_requests": self.lat_path["fallback"].n,
+            "waited_fraction": dp.waited / model_n if model_n else 0.0,
+            "queue_length_seen_mean": dp.queue_seen / model_n if model_n else 0.0,
+            "slo_violation_fraction": dp.slo_viol / n,
+            "cache_hit_ratio": dp.hits / n,
+            "fallback_requests": dp.lat_path["fallback"].n,
             "storage": {"table_bytes": table_b, "data_bytes": data_b, "model_bytes": mb,
                         "usd_per_month": storage_month},
             "cost_usd": cost,
             "cost_usd_per_month": total * MONTH_S / H,
-            "staleness": {"model_age_s": self.model_age.summary_s(),
-                          "table_age_s": self.table_age.summary_s() if self.table_age.n else None},
-            "accuracy": {"served": self.served_correct / n, "fresh_model": fresh,
+            "staleness": {"model_age_s": dp.model_age.summary_s(),
+                          "table_age_s": dp.table_age.summary_s() if dp.table_age.n else None},
+            "accuracy": {"served": dp.served_correct / n, "fresh_model": fresh,
                          "lost_to_staleness": fresh - served_exp, "served_expected": served_exp},
             "validation": self.val,
             "training": self.train,
@@ -498,50 +367,20 @@ def report_interval_s(horizon_s: float) -> float:
     return 3600.0 if horizon_s >= 86400.0 else horizon_s / 24.0
 
 
-def simulate(scenario: Scenario, seed: int | None = None, horizon_s: float | None = None,
-             design: Design | None = None, progress: bool | object = False,
-             report_every_s: float | None = None, keep_bucket_hists: bool = False,
+def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
+             progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
              planning_horizon_s: float | None = None) -> Result:
-    """Run the scenario's architecture (its `architecture:` block, else the advisor's design)
-    on synthetic traffic. Same scenario, seed and version give identical metrics (wall_s aside).
+    """Run `design` on the scenario's synthetic traffic. Same scenario, design, seed and
+    version give identical metrics (wall_s aside).
 
-    progress: False, True (a rich progress bar on stderr for runs longer than a second), or a
-    callable taking the completed fraction. planning_horizon_s (default: the scenario's
-    horizon) is the span over which the initial model and table are amortised."""
+    progress: None or a callable taking the completed fraction of simulated time.
+    planning_horizon_s (default: the scenario's horizon) is the span over which the initial
+    model and table are amortised. Raises TooLarge, before any work, for runs that would not
+    finish in reasonable time or memory."""
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
-    design = design or design_for(scenario)
+    if design.serving == "static" and scenario.traffic.cardinality is None:
+        raise ValueError("static serving needs a finite traffic.cardinality")
     check_size(scenario, design, horizon)
-    kw = dict(report_every_s=report_every_s, keep_bucket_hists=keep_bucket_hists,
-              planning_horizon_s=planning_horizon_s)
-    if progress is True:
-        with _ProgressBar(scenario.name) as bar:
-            return Simulation(scenario, design, seed, horizon, bar.update, **kw).run()
-    return Simulation(scenario, design, seed, horizon, progress or None, **kw).run()
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr that appears only once a run has taken a second."""
-
-    def __init__(self, name: str):
-        self.name, self.t0, self.bar, self.task = name, time.perf_counter(), None, None
-
-    def __enter__(self):
-        return self
-
-    def update(self, frac: float) -> None:
-        if self.bar is None and time.perf_counter() - self.t0 > 1.0:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-            self.bar = Progress(TextColumn(f"simulating {self.name}"), BarColumn(),
-                                TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("sim", total=1.0)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=frac)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
+    return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
+                      keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s).run()

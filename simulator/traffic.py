@@ -9,7 +9,7 @@
   A, B fixed tables of standard normal rows and h1, h2 two halves of a 64-bit hash, so every
   key's features are exactly N(0, I) and two keys share a row only with probability 2^-17
   (fewer rows above 32 features, to bound memory).
-- Concept: the drift model of advisor.theory (rotation in planes); labels are
+- Concept: the drift law of scenarios.drift (rotation in planes); labels are
   sign(w(t)·x) flipped with probability label_noise.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from advisor import theory
+from scenarios.drift import drift_spectrum
 from scenarios.schema import Scenario
 
 TABLE_BITS = 17
@@ -148,11 +148,11 @@ class KeyFeatures:
 
 class Concept:
     """The ground truth w(t) = Q u(t), u(t) = (√p_k cos(ω_k t + φ_k), √p_k sin(ω_k t + φ_k))_k,
-    so that w(t)·w(t + a) = Σ p_k cos(ω_k a) (advisor.theory.concept_cos)."""
+    so that w(t)·w(t + a) = Σ p_k cos(ω_k a) (scenarios.drift.concept_cos)."""
 
     def __init__(self, rng: np.random.Generator, features: int, half_life_s: float, label_noise: float):
         self.d, self.noise = features, label_noise
-        self.p, self.omega = theory.drift_spectrum(features, half_life_s)
+        self.p, self.omega = drift_spectrum(features, half_life_s)
         self.planes = self.p.size
         self.phase = rng.uniform(0, 2 * np.pi, self.planes)
         q, r = np.linalg.qr(rng.standard_normal((features, features)))

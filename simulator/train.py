@@ -55,6 +55,11 @@ class Model:
     trained_at_s: float
     examples: float            # nominal examples in its window
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored model: its weights, bias and the transform's parameters."""
+        return int(self.coef.nbytes + np.float64(self.intercept).nbytes + self.transform.nbytes)
+
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         return self.transform.apply(x) @ self.coef + self.intercept
 

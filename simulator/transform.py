@@ -21,5 +21,9 @@ class Standardize:
         var = np.maximum(sum_xx_diag / n - mean ** 2, 1e-12)
         return Standardize(mean, np.sqrt(var))
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.mean.nbytes + self.scale.nbytes)
+
     def apply(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.scale

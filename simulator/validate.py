@@ -1,5 +1,5 @@
 """Validation: the course's six checks against a reference schema and distribution, with
-TensorFlow Data Validation's anomaly names (REFERENCES.md). An anomalous batch is
+TensorFlow Data Validation's anomaly names (docs/fidelity.md). An anomalous batch is
 quarantined and never trained on.
 
 | check                                   | anomaly                                              |
@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 JS_MAX = 0.1
 LINF_MAX = 0.1
@@ -98,6 +97,7 @@ def validate(columns: dict, ref: Reference) -> list[str]:
             if vv.min() < lo - margin or vv.max() > hi + margin:
                 out.append(f"FLOAT_TYPE_BIG_FLOAT:{n}")
             if small:
+                from scipy import stats   # only small batches need it; keeps start-up light
                 if stats.ks_2samp(vv, sample).pvalue < alpha:
                     out.append(f"COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH:{n}")
             elif _js(np.histogram(vv, edges)[0] / vv.size, shares) > JS_MAX:
@@ -113,6 +113,7 @@ def validate(columns: dict, ref: Reference) -> list[str]:
             q = np.zeros(size)
             q[: shares.size] = shares
             if small:
+                from scipy import stats
                 expect = q * v.size
                 ok = expect > 0
                 if (p[~ok] > 0).any() or stats.chisquare(p[ok] * v.size, expect[ok] * (p[ok].sum() / q[ok].sum())).pvalue < alpha:

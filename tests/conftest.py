@@ -1,7 +1,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from advisor.cli import app
+from mlarch.cli import app
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor.decide import advise
+from advisor import advise
 from scenarios import load_scenario, preset_names
 
-COURSE = {  # REFERENCES.md: the course's answers
+COURSE = {  # the course's answers to its worked cases
     "spam": ("dynamic", {"dynamic"}),
     "spam-slow-change": ("static", {"dynamic"}),
     "voice-to-text": ("static", {"hybrid", "dynamic"}),

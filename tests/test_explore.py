@@ -5,7 +5,7 @@ import re
 import pandas as pd
 import pytest
 
-from advisor import sweep as sw
+from mlarch import sweep as sw
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--set", "traffic.rate=30/s", "--set", "horizon=2h", "--set", "model.training_window=6h"]

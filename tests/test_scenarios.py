@@ -22,7 +22,7 @@ def test_minimal_scenario_defaults(write):
 def test_top_share_is_solved_for_s(write):
     text = SPAM_MIN.replace("peakedness: {zipf_s: 1.0}", "peakedness: {top_share: {keys: 1%, traffic: 60%}}")
     sc = load_scenario(write(text))
-    from advisor.theory import zipf_coverage
+    from scenarios.popularity import zipf_coverage
     assert zipf_coverage(10, 1000, sc.traffic.zipf_s) == pytest.approx(0.6, abs=1e-6)
 
 

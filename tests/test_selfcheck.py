@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from advisor import selfcheck
+from mlarch import selfcheck
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -6,6 +6,7 @@ import pytest
 from scipy import special, stats
 
 from advisor import theory
+from scenarios import drift
 
 
 @pytest.mark.parametrize("s", [0.0, 0.3, 0.8, 0.999, 1.0, 1.001, 1.2, 2.5])
@@ -30,7 +31,7 @@ def test_harmonic_s1_matches_digamma():
 @pytest.mark.parametrize("s,k,expect", [(0.8, 1e4, 0.087), (0.8, 1e6, 0.241), (1.0, 1e4, 0.460),
                                         (1.0, 1e6, 0.676), (1.2, 1e4, 0.871), (1.2, 1e6, 0.957)])
 def test_coverage_table_from_references(s, k, expect):
-    # REFERENCES.md, N = 1e9, quoted to three digits
+    # hit ratios of a top-k table at N = 1e9, quoted to three digits
     assert theory.zipf_coverage(k, 1e9, s) == pytest.approx(expect, abs=6e-4)
 
 
@@ -114,7 +115,7 @@ def test_drift_halves_edge_every_half_life():
 def test_stored_spectra_equal_a_fresh_fit():
     for planes in range(2, 9):
         p, w = theory.fit_unit_drift_spectrum(planes)
-        sp, sw = theory._FITTED_UNIT_SPECTRA[planes]
+        sp, sw = drift._FITTED_UNIT_SPECTRA[planes]
         ages = np.linspace(0, 8, 50)
         np.testing.assert_allclose(np.cos(np.outer(ages, w)) @ p, np.cos(np.outer(ages, sw)) @ np.array(sp),
                                    atol=1e-6)

@@ -11,7 +11,7 @@ from pathlib import Path
 from scenarios.schema import Scenario
 from scenarios.units import format_bytes, format_count, format_duration
 
-from .decide import predict
+from advisor import predict
 
 REPORT_SWEEP_SPAN_S = 2 * 3600.0     # latency/caching trade-off: short runs at the full rate
 REPORT_LOW_RATE = "20/s"             # staleness trade-off: full horizon, low rate (accuracy does not depend on it)
@@ -53,7 +53,7 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
     from . import plots
     from . import sweep as sw
     from .files import write_run   # the same files `simulate --out` writes
-    from .decide import advise
+    from advisor import advise
 
     def step(msg):
         if progress:
@@ -63,7 +63,7 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
     adv = advise(sc)
     d = adv.design
     step(f"simulating {sc.name} over {format_duration(sc.horizon)}")
-    res = simulate(sc, design=d)
+    res = simulate(sc, d)
     m = res.metrics
     figs = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from scenarios import ScenarioError, load_scenario, preset_description, preset_names, preset_text
+from scenarios.errors import ScenarioError
 
 from .files import OutputError, atomic_write, check_parent, write_run
 
@@ -59,6 +59,7 @@ def guarded(fn):
 
 
 def _load(spec: str, sets: Optional[List[str]]):
+    from scenarios import load_scenario
     return load_scenario(spec, sets or [])
 
 
@@ -66,6 +67,8 @@ def _load(spec: str, sets: Optional[List[str]]):
 @guarded
 def presets(json_: bool = JsonOpt):
     """List the bundled presets with one-line descriptions."""
+    from scenarios import preset_description, preset_names
+
     from . import render
     items = [{"name": n, "description": preset_description(n)} for n in preset_names()]
     if json_:
@@ -81,6 +84,7 @@ def init(file: Path = typer.Argument(..., help="Scenario file to write."),
          from_: str = typer.Option("spam", "--from", help="Preset to copy."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
     """Write a commented copy of a preset to start a scenario from."""
+    from scenarios import preset_names, preset_text
     if from_ not in preset_names():
         raise BadInput(f"--from {from_}: no such preset (presets: {', '.join(preset_names())})")
     if file.exists() and not force:
@@ -102,7 +106,7 @@ def advise(scenario: str = typer.Argument(..., help="Scenario YAML file or prese
     """Score static vs dynamic training and static vs dynamic vs hybrid serving, with reasons
     and predicted figures."""
     from . import render
-    from .decide import advise as run_advise
+    from advisor import advise as run_advise
     sc = _load(scenario, set_)
     adv = run_advise(sc).to_json()
     if json_:
@@ -122,8 +126,8 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
             json_: bool = JsonOpt):
     """One row per scenario, side by side: the course's use-case table, with numbers."""
     from . import render
-    from .decide import advise as run_advise
-    from .decide import predict
+    from advisor import advise as run_advise
+    from advisor import predict
     # advice is planned on each scenario as written; --horizon only changes the span simulated
     specs = [(s_, _load(s_, set_)) for s_ in scenarios]
     rows = []
@@ -131,12 +135,12 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
         adv = run_advise(sc)
         rows.append({"scenario_obj": sc, "advice": adv.to_json(), "design": adv.design})
     if simulate:
-        from simulator import simulate as run_sim
+        from .progress import simulate_with_bar
         for (spec, planned), r in zip(specs, rows):
             sc = _load(spec, (set_ or []) + _horizon_set(horizon))
             err.print(f"simulating {sc.name} ...")
-            r["simulated"] = run_sim(sc, seed=seed, design=r["design"], progress=True,
-                                     planning_horizon_s=planned.horizon).to_json()
+            r["simulated"] = simulate_with_bar(sc, r["design"], seed=seed,
+                                               planning_horizon_s=planned.horizon).to_json()
             # the advisor's figures for the same span, so the two rows compare like with like
             r["predicted_span"] = predict(sc, r["design"], planning_horizon_s=planned.horizon).to_json()
         if out_dir is not None:
@@ -183,15 +187,15 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
     synthetic traffic and report latency, cost, staleness and accuracy."""
     from . import render
-    from .decide import design_for, predict
-    from simulator import simulate as run_sim
+    from advisor import design_for, predict
+    from .progress import simulate_with_bar
     # the design is planned on the scenario as written; --horizon only changes the span simulated
     planned = _load(scenario, set_)
     design = design_for(planned)
     sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
-    result = run_sim(sc, seed=seed, design=design, progress=True, planning_horizon_s=planned.horizon)
+    result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon)
     if out_dir is not None:
         for pth in write_run(out_dir, result):
             err.print(f"wrote {pth}")

@@ -95,11 +95,11 @@ def point_overrides(point: tuple) -> list[str]:
 def run_one(scenario: str, sets: tuple, run: Run, horizon_s: float | None = None) -> dict:
     """Simulate one grid point with one seed; a flat dict (the CSV row). wall_s is left out so
     that rows are reproducible."""
-    from advisor.decide import design_for, predict
+    from advisor import design_for, predict
     from simulator import simulate
     sc = load_scenario(scenario, list(sets) + point_overrides(run.point))
     design = design_for(sc)
-    m = dict(simulate(sc, seed=run.seed, design=design, horizon_s=horizon_s).metrics)
+    m = dict(simulate(sc, design, seed=run.seed, horizon_s=horizon_s).metrics)
     m.pop("wall_s", None)
     row = {p: v for p, v in run.point}
     row["seed"] = run.seed

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .decide import MONTH_S  # noqa: E402
+from scenarios.accounting import MONTH_S  # noqa: E402
 
 PATH_COLORS = {"table": "#2a9d8f", "model": "#e76f51", "fallback": "#6c757d", "all": "#264653"}
 KIND_COLORS = {"static": "#2a9d8f", "hybrid": "#e9c46a", "dynamic": "#e76f51"}

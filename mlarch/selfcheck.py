@@ -4,7 +4,7 @@ the simulator on every preset.
 
 Tolerances (docs/fidelity.md): simulated means use batch means over report windows after a
 warm-up cut; a check passes when |simulated − theory| <= 3 × the 95% half-width (Whitt 1989;
-REFERENCES.md), plus the histogram's 1% resolution for quantiles, plus the stated error of
+docs/fidelity.md), plus the histogram's 1% resolution for quantiles, plus the stated error of
 an approximation where theory is approximate.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from scipy import stats
 from scenarios import load_scenario, preset_names
 from scenarios.schema import Scenario
 
-from . import theory
-from .decide import Design, design_for, predict
+from advisor import design_for, predict, theory
+from scenarios.design import Design
 
 HIST_REL = 0.01          # LogHistogram quantile resolution
 BATCHES = 50
@@ -87,7 +87,7 @@ def _scenario(name: str, **kw) -> Scenario:
 
 def _run(sc: Scenario, design: Design, seed: int, batches: int = BATCHES, hists: bool = False):
     from simulator import simulate
-    return simulate(sc, seed=seed, design=design, report_every_s=sc.horizon / batches, keep_bucket_hists=hists)
+    return simulate(sc, design, seed=seed, report_every_s=sc.horizon / batches, keep_bucket_hists=hists)
 
 
 # ------------------------------------------------------------------ queueing
@@ -236,7 +236,7 @@ def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
     span = "20m" if quick else "2h"
     sc = load_scenario(name, [f"horizon={span}"])
     p = predict(sc, design)
-    res = simulate(sc, seed=seed, design=design, report_every_s=sc.horizon / BATCHES)
+    res = simulate(sc, design, seed=seed, report_every_s=sc.horizon / BATCHES)
     m = res.metrics
     lat = m["latency_ms"]["p99"]
     b99 = [r["latency_p99_ms"] for r in res.timeseries]
@@ -253,7 +253,7 @@ def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
     rate = min(20.0, (1e6 if quick else 2e6) / base.horizon)
     sc = load_scenario(name, [f"traffic.rate={rate:.6g}"])
     p = predict(sc, design)
-    m = simulate(sc, seed=seed, design=design).metrics
+    m = simulate(sc, design, seed=seed).metrics
     age = m["staleness"]["model_age_s"]["mean"]
     # Poisson sampling of a sawtooth of width T: sd = T/sqrt(12 n); scheduling is exact
     lo_hi = p.model_age_range_s

@@ -1,0 +1,114 @@
+"""Costs and the predicted figures of a design: `predict()` gives the closed-form figures for
+any design (the advisor's choice or a pinned architecture), which is what `mlarch selfcheck`
+compares with the simulator."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scenarios.accounting import MONTH_S, example_bytes
+from scenarios.design import Design
+from scenarios.schema import Scenario
+
+from .latency import latency_quantile_s
+from .schedule import batch_predict_s, hit_ratio, period_s, table_keys, train_job_s, window_examples
+from .staleness import age_range, fresh_accuracy, mean_age_and_accuracy
+
+
+def model_bytes(features: int) -> int:
+    """Bytes of a stored model: weights, bias and the transform's mean and scale (float64)."""
+    return 8 * (3 * features + 1)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Closed-form figures for one design (keys as in CONTRACT.md `predicted`, plus extras)."""
+    latency_p99_ms: float
+    cache_hit_ratio: float
+    table_bytes: float
+    storage_usd_per_month: float
+    compute_usd_per_month: float
+    mean_model_age_s: float
+    accuracy_loss: float
+    fresh_accuracy: float
+    served_accuracy: float
+    replicas: int
+    cost_usd_per_month: float
+    serving_usd_per_month: float
+    training_usd_per_month: float
+    batch_prediction_usd_per_month: float
+    table_usd_per_month: float
+    data_bytes: float
+    train_job_s: float
+    batch_predict_s: float
+    model_age_range_s: tuple[float, float]
+    table_age_range_s: tuple[float, float] | None
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["model_age_range_s"] = list(self.model_age_range_s)
+        out["table_age_range_s"] = list(self.table_age_range_s) if self.table_age_range_s else None
+        return out
+
+
+def _jobs_within(horizon_s: float, every_s: float, job_s: float) -> float:
+    """Jobs started at k·every_s (k >= 1, before the horizon) that finish by the horizon."""
+    if job_s <= 0:
+        return float(max(0, math.ceil(horizon_s / every_s - 1e-9) - 1))
+    return float(max(0, math.floor((horizon_s - job_s) / every_s + 1e-9)))
+
+
+def deployments_per_horizon(sc: Scenario, d: Design, initial_share: float = 1.0) -> float:
+    """Model deployments in the horizon: the initial model (trained before t = 0, counted as
+    `initial_share` of a job) plus the retrains that finish within the horizon."""
+    if d.training == "static":
+        return initial_share
+    return initial_share + _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
+
+
+def table_refreshes_per_horizon(sc: Scenario, d: Design, initial_share: float = 1.0) -> float:
+    """Table fills in the horizon: the initial fill (as `initial_share`) plus refreshes, which
+    coalesce when a batch-prediction job is longer than the deployment period."""
+    if d.training == "static":
+        return initial_share
+    keys = table_keys(sc, d)
+    per = max(period_s(sc, d), batch_predict_s(sc, keys))
+    return initial_share + _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
+
+
+def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -> Prediction:
+    """The advisor's closed-form figures for design d over sc.horizon. The initial model and
+    table are amortised over planning_horizon_s (default sc.horizon), as the simulator does."""
+    costs, to_month = sc.costs, MONTH_S / sc.horizon
+    share = min(1.0, sc.horizon / (planning_horizon_s or sc.horizon))
+    keys = table_keys(sc, d)
+    hit = hit_ratio(sc, keys) if keys else 0.0
+    p99 = latency_quantile_s(sc, 0.99, hit, d.replicas)
+    table_b = keys * sc.model.prediction_bytes
+    data_b = window_examples(sc) * example_bytes(sc.data.features)
+    model_b = model_bytes(sc.data.features)
+    table_usd = table_b / 1e9 * costs.table_storage_per_gb_month
+    storage_usd = table_usd + (data_b + model_b) / 1e9 * costs.data_storage_per_gb_month
+    vcpu_s = costs.vcpu_hour / 3600.0
+    serving_usd = d.replicas * MONTH_S * vcpu_s
+    job = train_job_s(sc, d.training)
+    training_usd = deployments_per_horizon(sc, d, share) * job * vcpu_s * to_month
+    bp = batch_predict_s(sc, keys)
+    batch_usd = (table_refreshes_per_horizon(sc, d, share) * keys * sc.model.inference_time.mean_s
+                 * vcpu_s * to_month) if keys else 0.0
+    m_lo, m_hi = age_range(sc, d, table=False)
+    t_rng = age_range(sc, d, table=True) if keys else None
+    fresh = fresh_accuracy(sc)
+    age_model, acc_model = mean_age_and_accuracy(sc, d, table=False)
+    age_table, acc_table = mean_age_and_accuracy(sc, d, table=True) if keys else (age_model, acc_model)
+    served = hit * acc_table + (1 - hit) * acc_model
+    age = (1 - hit) * age_model + hit * age_table
+    compute = serving_usd + training_usd + batch_usd
+    return Prediction(
+        latency_p99_ms=p99 * 1e3, cache_hit_ratio=hit, table_bytes=table_b,
+        storage_usd_per_month=storage_usd, compute_usd_per_month=compute,
+        mean_model_age_s=age, accuracy_loss=max(0.0, fresh - served), fresh_accuracy=fresh,
+        served_accuracy=served, replicas=d.replicas, cost_usd_per_month=storage_usd + compute,
+        serving_usd_per_month=serving_usd, training_usd_per_month=training_usd,
+        batch_prediction_usd_per_month=batch_usd, table_usd_per_month=table_usd, data_bytes=data_b,
+        train_job_s=job, batch_predict_s=bp, model_age_range_s=(m_lo, m_hi), table_age_range_s=t_rng)

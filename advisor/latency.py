@@ -1,0 +1,93 @@
+"""Latency: request-weighted p99 of a design (table lookups and M/G/c model servers) and the
+fewest replicas that meet the SLO."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scenarios.schema import Scenario, cs2
+
+from . import theory
+
+SERVICE_QUANTILE_POINTS = 1000  # quantile grid used for the response-time convolution
+DIURNAL_PHASES = 48             # phases of the day averaged for request-weighted latency
+
+
+def _service_points(dist) -> np.ndarray:
+    p = (np.arange(SERVICE_QUANTILE_POINTS) + 0.5) / SERVICE_QUANTILE_POINTS
+    return np.asarray(dist.quantile_s(p), dtype=float)
+
+
+def _phase_rates(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival rates over the horizon's part of the day (all of it for horizons of a day or
+    more) and their request weights (rate-proportional)."""
+    tr = sc.traffic
+    if tr.diurnal_amplitude == 0:
+        return np.array([tr.rate]), np.array([1.0])
+    span = min(sc.horizon, 86400.0) / 86400.0
+    ph = (np.arange(DIURNAL_PHASES) + 0.5) / DIURNAL_PHASES * span
+    lam = tr.rate * (1 + tr.diurnal_amplitude * np.sin(2 * np.pi * ph))
+    return lam, lam / lam.sum()
+
+
+def latency_quantile_s(sc: Scenario, p: float, hit: float, replicas: int | None,
+                       rates: np.ndarray | None = None, weights: np.ndarray | None = None) -> float:
+    """Quantile p of request latency (queue wait + service, or table lookup), request-weighted
+    over the day: table hits take lookup_time; misses queue at `replicas` M/G/c servers
+    (Allen–Cunneen wait with an exponential tail, convolved with the service time).
+    replicas=None means no queueing at all (the service time alone)."""
+    if rates is None:
+        rates, weights = _phase_rates(sc)
+    inf = sc.model.inference_time
+    lookup = sc.serving.lookup_time
+    es, c2 = inf.mean_s, cs2(inf)
+    pts = _service_points(inf)
+    miss = 1.0 - hit
+    if miss > 1e-12 and replicas is not None and (replicas < 1 or np.any(rates * miss * es >= replicas)):
+        return math.inf
+
+    def cdf(t):
+        total = hit * float(lookup.cdf(t))
+        if miss > 1e-12 and replicas is None:
+            total += miss * float(inf.cdf(t))
+        elif miss > 1e-12:
+            total += miss * sum(w * theory.response_cdf(t, pts, lam * miss, es, c2, replicas)
+                                for lam, w in zip(rates, weights))
+        return total
+
+    hi = 10.0 * max(float(inf.quantile_s(0.9999)), float(lookup.quantile_s(0.9999)), 1e-3)
+    for _ in range(8):
+        if cdf(hi) >= p:
+            break
+        hi *= 10
+    return theory.mixture_quantile(p, [cdf], [1.0], hi)
+
+
+def replicas_for_slo(sc: Scenario, hit: float) -> int | None:
+    """Fewest replicas whose p99 at the peak rate meets slo.latency_p99 (None if none can)."""
+    miss = 1.0 - hit
+    if miss <= 1e-12:
+        return 0
+    inf = sc.model.inference_time
+    slo = sc.slo.latency_p99
+    peak = np.array([sc.traffic.peak_rate_per_s])
+    one = np.array([1.0])
+    # the service time alone must meet the SLO share of the misses
+    if latency_quantile_s(sc, 0.99, hit, None, peak, one) > slo:
+        return None
+    c = max(1, math.floor(peak[0] * miss * inf.mean_s) + 1)
+    ok = lambda n: latency_quantile_s(sc, 0.99, hit, n, peak, one) <= slo  # noqa: E731
+    if ok(c):
+        return c
+    hi = c * 2
+    while not ok(hi):
+        hi *= 2
+    lo = c
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
