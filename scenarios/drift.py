@@ -52,7 +52,7 @@ def fit_unit_drift_spectrum(planes: int) -> tuple[tuple[float, ...], tuple[float
     """Weights p_k > 0 (Σ = 1) and angular frequencies ω_k (rad per half-life) such that the
     edge of a frozen model, 1 − 2θ(a)/π with cos θ(a) = Σ p_k cos(ω_k a), is as close as
     possible to 2^−a on a ∈ [0, 8] half-lives (least squares; with 8 planes the largest
-    error is below 0.005 of the fresh edge; docs/fidelity.md)."""
+    error is 0.0056 of the fresh edge; docs/fidelity.md)."""
     from scipy import optimize
     ages = np.linspace(0.0, DRIFT_FIT_HALF_LIVES, 200)
     target = 0.5 ** ages

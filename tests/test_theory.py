@@ -112,13 +112,22 @@ def test_drift_halves_edge_every_half_life():
     np.testing.assert_allclose(edge, 0.5 ** (ages / 86400.0), atol=0.005)
 
 
-def test_stored_spectra_equal_a_fresh_fit():
+def test_stored_spectra_fit_as_well_as_a_fresh_fit():
+    """The stored spectra are optimiser output: a refit with another scipy lands a few 1e-6
+    away, so compare what the fit minimises, the squared error of the edge against the drift
+    law 2^-a on the fit's grid, which a typo in a stored value would spoil."""
+    ages = np.linspace(0.0, drift.DRIFT_FIT_HALF_LIVES, 200)
+
+    def resid(p, w):
+        c = np.cos(np.outer(ages, w)) @ np.asarray(p)
+        return 1 - 2 * np.arccos(np.clip(c, -1, 1)) / np.pi - 0.5 ** ages
+
     for planes in range(2, 9):
-        p, w = theory.fit_unit_drift_spectrum(planes)
-        sp, sw = drift._FITTED_UNIT_SPECTRA[planes]
-        ages = np.linspace(0, 8, 50)
-        np.testing.assert_allclose(np.cos(np.outer(ages, w)) @ p, np.cos(np.outer(ages, sw)) @ np.array(sp),
-                                   atol=1e-6)
+        fresh = np.sum(resid(*theory.fit_unit_drift_spectrum(planes)) ** 2)
+        stored = np.sum(resid(*drift._FITTED_UNIT_SPECTRA[planes]) ** 2)
+        assert stored <= fresh * (1 + 1e-3) + 1e-12, planes
+    # the documented accuracy of the 8-plane law (docs/fidelity.md): edge error below 0.006
+    assert np.max(np.abs(resid(*drift._FITTED_UNIT_SPECTRA[8]))) < 0.006
 
 
 def test_no_drift_when_half_life_is_never():
