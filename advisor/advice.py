@@ -6,10 +6,18 @@ from dataclasses import dataclass
 from scenarios.design import Design
 from scenarios.schema import Scenario
 
+import dataclasses
+import math
+
+from scenarios.errors import ScenarioError
+from scenarios.loader import with_overrides
+
 from .costs import Prediction, predict
-from .latency import replicas_for_slo
+from .latency import provisioned_replicas
 from .schedule import hit_ratio
 from .serving import ServingAdvice, advise_serving
+from .serving import SCORE_LEGEND as SERVING_LEGEND
+from .training import SCORE_LEGEND as TRAINING_LEGEND
 from .training import TrainingAdvice, advise_training
 
 
@@ -26,11 +34,13 @@ class Advice:
         return {
             "scenario": self.scenario,
             "training": {"decision": t.decision, "mode": t.mode, "retrain_every_s": t.retrain_every_s,
-                         "scores": t.scores, "axes": t.axes, "reasons": list(t.reasons),
-                         "budget_met": t.budget_met},
+                         "scores": t.scores, "score_legend": TRAINING_LEGEND, "axes": t.axes,
+                         "reasons": list(t.reasons), "budget_met": t.budget_met,
+                         "feasible": t.feasible, "binding": t.binding, "remedies": list(t.remedies)},
             "serving": {"decision": s.decision, "cache_top_k": s.cache_top_k, "replicas": s.replicas,
-                        "scores": s.scores, "axes": s.axes, "reasons": list(s.reasons),
-                        "slo_met": s.slo_met},
+                        "scores": s.scores, "score_legend": SERVING_LEGEND, "axes": s.axes,
+                        "reasons": list(s.reasons), "slo_met": s.slo_met,
+                        "feasible": s.feasible, "binding": s.binding, "remedies": list(s.remedies)},
             "architecture": self.design.to_json(),
             "predicted": self.predicted.to_json(),
         }
@@ -61,20 +71,104 @@ def design_for(sc: Scenario, training: TrainingAdvice | None = None,
     elif kind == serving.decision and (kind != "hybrid" or k == serving.cache_top_k):
         replicas = serving.replicas
     else:
-        replicas = replicas_for_slo(sc, hit_ratio(sc, keys) if keys else 0.0) or 1
+        replicas, _ = provisioned_replicas(sc, hit_ratio(sc, keys) if keys else 0.0)
     return Design(mode, every, kind, k, int(replicas))
 
 
-def advise(sc: Scenario) -> Advice:
+def _serving_binding(sc: Scenario, design: Design) -> str:
+    """Which input makes the latency SLO impossible for the design that runs."""
+    slo = sc.slo.latency_p99
+    if design.serving != "static" and float(sc.model.inference_time.quantile_s(0.99)) > slo:
+        return "model.inference_time"
+    if design.serving != "dynamic" and float(sc.serving.lookup_time.quantile_s(0.99)) > slo:
+        return "serving.lookup_time"
+    if sc.serving.replicas is not None:
+        return "serving.replicas"
+    return "model.inference_time"
+
+
+def _serving_remedies(sc: Scenario, binding: str) -> list[dict]:
+    """Concrete `--set` changes, each checked here to give a design that meets the SLO."""
+    slo = sc.slo.latency_p99
+
+    def meets(change: str) -> Prediction | None:
+        try:
+            alt = with_overrides(sc, [change])
+        except ScenarioError:
+            return None
+        p = predict(alt, design_for(alt))
+        return p if p.latency_p99_ms <= alt.slo.latency_p99 * 1e3 * (1 + 1e-9) else None
+
+    out = []
+    if binding == "serving.replicas":
+        for c in (2 * sc.serving.replicas, 4 * sc.serving.replicas, 16 * sc.serving.replicas):
+            ch = f"serving.replicas={min(c, 100000)}"
+            if meets(ch):
+                out.append({"set": ch, "effect": f"{c} replicas keep the queue short enough"})
+                break
+    n = sc.traffic.cardinality
+    if binding == "model.inference_time" and (n is not None or sc.traffic.zipf_s > 1):
+        from . import theory
+        # a table must answer nearly every request for lookups to set the p99
+        for target in (0.995, 0.999, 0.9999):
+            k = theory.top_k_for_coverage(target, n, sc.traffic.zipf_s)
+            if k is None or (n is not None and k >= n):
+                continue
+            ch = f"architecture={{serving: hybrid, cache_top_k: {int(k)}}}"
+            if meets(ch):
+                out.append({"set": ch, "effect": f"precompute the top {int(k):,} inputs ({target:.2%} of "
+                                                 f"requests), so lookups set the p99"})
+                break
+    if binding == "model.inference_time":
+        inf = sc.model.inference_time
+        q99 = float(inf.quantile_s(0.99))
+        f = 0.5 * slo / q99
+        if inf.distribution == "lognormal":
+            val = f"{{distribution: lognormal, median: {inf.median * f * 1e3:.4g}ms, p99: {inf.p99 * f * 1e3:.4g}ms}}"
+        elif inf.distribution == "exponential":
+            val = f"{{distribution: exponential, mean: {inf.mean * f * 1e3:.4g}ms}}"
+        else:
+            val = f"{{distribution: deterministic, value: {inf.value * f * 1e3:.4g}ms}}"
+        ch = f"model.inference_time={val}"
+        if meets(ch):
+            out.append({"set": ch, "effect": f"a model {1 / f:.3g}x faster (p99 {q99 * f * 1e3:.3g} ms)"})
+    # accepting the latency the design achieves
+    p = predict(sc, design_for(sc))
+    if math.isfinite(p.latency_p99_ms):
+        ch = f"slo.latency_p99={math.ceil(p.latency_p99_ms * 1.02)}ms"
+        if meets(ch):
+            out.append({"set": ch, "effect": "accept the p99 the design achieves as given"})
+    return out
+
+
+def advise(sc: Scenario, remedies: bool = True) -> Advice:
     """Advice for a scenario: decisions, scores, reasons, and the predicted figures of the
-    design that will run (pinned `architecture:` fields take precedence)."""
+    design that will run (pinned `architecture:` fields take precedence). When a goal
+    cannot be met as given, the decision says so (feasible=False), names the binding input
+    and lists remedies, each checked to make the goal met."""
     arch = sc.architecture
     # training first (from drift, delay and budget); serving then picks the table size whose
     # refresh lag still keeps that training schedule within the accuracy budget
-    tr = advise_training(sc)
+    tr = advise_training(sc, remedies=remedies)
     mode = arch.training or tr.mode
     every = (arch.retrain_every or tr.retrain_every_s or sc.data.batch_interval) \
         if mode == "periodic" else None
     sv = advise_serving(sc, mode, every)
     d = design_for(sc, tr, sv)
-    return Advice(sc.name, tr, sv, d, predict(sc, d))
+    pred = predict(sc, d)
+    slo_met = pred.latency_p99_ms <= sc.slo.latency_p99 * 1e3 * (1 + 1e-9)
+    if not slo_met or not sv.feasible:
+        binding = _serving_binding(sc, d)
+        fixes = _serving_remedies(sc, binding) if remedies else []
+        reasons = list(sv.reasons)
+        floor = float(sc.model.inference_time.quantile_s(0.99)) * 1e3
+        if binding == "model.inference_time":
+            reasons.append(f"Inference alone has p99 {floor:,.0f} ms, above the "
+                           f"{sc.slo.latency_p99 * 1e3:,.0f} ms SLO (model.inference_time): no number "
+                           f"of replicas meets it.")
+        if fixes:
+            reasons.append("Any of these changes meets the SLO: "
+                           + "; ".join(f"--set {f['set']} ({f['effect']})" for f in fixes) + ".")
+        sv = dataclasses.replace(sv, slo_met=False, feasible=False, binding=binding, remedies=fixes,
+                                 reasons=reasons)
+    return Advice(sc.name, tr, sv, d, pred)

@@ -43,6 +43,9 @@ class Prediction:
     batch_predict_s: float
     model_age_range_s: tuple[float, float]
     table_age_range_s: tuple[float, float] | None
+    one_off_usd: dict                 # {"initial_training", "initial_table_fill", "total"}
+    recurring_usd_per_month: dict     # {"serving", "retraining", "table_refreshes", "storage", "total"}
+    total_usd_over_horizon: float     # one-off + recurring over the lifetime
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -58,29 +61,35 @@ def _jobs_within(horizon_s: float, every_s: float, job_s: float) -> float:
     return float(max(0, math.floor((horizon_s - job_s) / every_s + 1e-9)))
 
 
-def deployments_per_horizon(sc: Scenario, d: Design, initial_share: float = 1.0) -> float:
-    """Model deployments in the horizon: the initial model (trained before t = 0, counted as
-    `initial_share` of a job) plus the retrains that finish within the horizon."""
+def retrains_per_horizon(sc: Scenario, d: Design) -> float:
+    """Retraining jobs that finish within the horizon (the initial model is a one-off)."""
     if d.training == "static":
-        return initial_share
-    return initial_share + _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
+        return 0.0
+    return _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
 
 
-def table_refreshes_per_horizon(sc: Scenario, d: Design, initial_share: float = 1.0) -> float:
-    """Table fills in the horizon: the initial fill (as `initial_share`) plus refreshes, which
+def table_refreshes_per_horizon(sc: Scenario, d: Design) -> float:
+    """Table refreshes that finish within the horizon (the initial fill is a one-off); they
     coalesce when a batch-prediction job is longer than the deployment period."""
     if d.training == "static":
-        return initial_share
+        return 0.0
     keys = table_keys(sc, d)
     per = max(period_s(sc, d), batch_predict_s(sc, keys))
-    return initial_share + _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
+    return _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
+
+
+def initial_job_s(sc: Scenario) -> float:
+    """The job that trains the initial model: a full window, on model.trainers workers."""
+    return sc.model.train_time.seconds(window_examples(sc), sc.model.trainers)
 
 
 def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -> Prediction:
-    """The advisor's closed-form figures for design d over sc.horizon. The initial model and
-    table are amortised over planning_horizon_s (default sc.horizon), as the simulator does."""
+    """The advisor's closed-form figures for design d over sc.horizon. Costs are split into
+    one-off jobs (the initial model and table, never scaled to a month) and recurring costs
+    per month; total_usd_over_horizon adds them over planning_horizon_s (default sc.horizon,
+    the deployment's lifetime)."""
     costs, to_month = sc.costs, MONTH_S / sc.horizon
-    share = min(1.0, sc.horizon / (planning_horizon_s or sc.horizon))
+    life_s = planning_horizon_s or sc.horizon
     keys = table_keys(sc, d)
     hit = hit_ratio(sc, keys) if keys else 0.0
     p99 = latency_quantile_s(sc, 0.99, hit, d.replicas)
@@ -90,12 +99,20 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
     table_usd = table_b / 1e9 * costs.table_storage_per_gb_month
     storage_usd = table_usd + (data_b + model_b) / 1e9 * costs.data_storage_per_gb_month
     vcpu_s = costs.vcpu_hour / 3600.0
+    trainers = sc.model.trainers
     serving_usd = d.replicas * MONTH_S * vcpu_s
     job = train_job_s(sc, d.training)
-    training_usd = deployments_per_horizon(sc, d, share) * job * vcpu_s * to_month
+    # every trainer is billed for the whole job
+    training_usd = retrains_per_horizon(sc, d) * job * trainers * vcpu_s * to_month
     bp = batch_predict_s(sc, keys)
-    batch_usd = (table_refreshes_per_horizon(sc, d, share) * keys * sc.model.inference_time.mean_s
-                 * vcpu_s * to_month) if keys else 0.0
+    fill_usd = keys * sc.model.inference_time.mean_s * vcpu_s
+    batch_usd = table_refreshes_per_horizon(sc, d) * fill_usd * to_month if keys else 0.0
+    one_off = {"initial_training": initial_job_s(sc) * trainers * vcpu_s,
+               "initial_table_fill": fill_usd if keys else 0.0}
+    one_off["total"] = one_off["initial_training"] + one_off["initial_table_fill"]
+    recurring = {"serving": serving_usd, "retraining": training_usd, "table_refreshes": batch_usd,
+                 "storage": storage_usd}
+    recurring["total"] = sum(recurring.values())
     m_lo, m_hi = age_range(sc, d, table=False)
     t_rng = age_range(sc, d, table=True) if keys else None
     fresh = fresh_accuracy(sc)
@@ -108,7 +125,9 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
         latency_p99_ms=p99 * 1e3, cache_hit_ratio=hit, table_bytes=table_b,
         storage_usd_per_month=storage_usd, compute_usd_per_month=compute,
         mean_model_age_s=age, accuracy_loss=max(0.0, fresh - served), fresh_accuracy=fresh,
-        served_accuracy=served, replicas=d.replicas, cost_usd_per_month=storage_usd + compute,
+        served_accuracy=served, replicas=d.replicas, cost_usd_per_month=recurring["total"],
         serving_usd_per_month=serving_usd, training_usd_per_month=training_usd,
         batch_prediction_usd_per_month=batch_usd, table_usd_per_month=table_usd, data_bytes=data_b,
-        train_job_s=job, batch_predict_s=bp, model_age_range_s=(m_lo, m_hi), table_age_range_s=t_rng)
+        train_job_s=job, batch_predict_s=bp, model_age_range_s=(m_lo, m_hi), table_age_range_s=t_rng,
+        one_off_usd=one_off, recurring_usd_per_month=recurring,
+        total_usd_over_horizon=one_off["total"] + recurring["total"] * life_s / MONTH_S)

@@ -91,3 +91,37 @@ def replicas_for_slo(sc: Scenario, hit: float) -> int | None:
         else:
             lo = mid
     return hi
+
+
+STABLE_UTILISATION = 0.8   # replicas for a model path that cannot meet the SLO: keep the queue stable
+
+
+def provisioned_replicas(sc: Scenario, hit: float) -> tuple[int, bool]:
+    """(replicas for the model path, whether they meet the SLO): the fewest that meet it, or,
+    when no count can (the service time alone is too slow), enough to keep utilisation at
+    the peak under STABLE_UTILISATION; never below serving.min_replicas when there is a model path."""
+    miss = 1.0 - hit
+    if miss <= 1e-12:
+        return 0, True
+    c = replicas_for_slo(sc, hit)
+    meets = c is not None
+    if c is None:
+        c = math.ceil(sc.traffic.peak_rate_per_s * miss * sc.model.inference_time.mean_s / STABLE_UTILISATION)
+    return max(int(c), sc.serving.min_replicas), meets
+
+
+def model_path_p99_s(sc: Scenario, hit: float, replicas: int) -> float:
+    """p99 of the requests that reach the model (queue wait + inference), at the peak rate."""
+    peak = np.array([sc.traffic.peak_rate_per_s * (1.0 - hit)])
+    inf = sc.model.inference_time
+    es, c2 = inf.mean_s, cs2(inf)
+    if peak[0] * es >= replicas:
+        return math.inf
+    pts = _service_points(inf)
+    cdf = lambda t: theory.response_cdf(t, pts, float(peak[0]), es, c2, replicas)  # noqa: E731
+    hi = 10.0 * max(float(inf.quantile_s(0.9999)), 1e-3)
+    for _ in range(8):
+        if cdf(hi) >= 0.99:
+            break
+        hi *= 10
+    return theory.mixture_quantile(0.99, [cdf], [1.0], hi)

@@ -29,9 +29,10 @@ def window_examples(sc: Scenario) -> float:
 
 def train_job_s(sc: Scenario, mode: str) -> float:
     """Duration of one training job: a full window for static/periodic, one batch for continuous."""
+    trainers = sc.model.trainers
     if mode == "continuous":
-        return sc.model.train_time.seconds(sc.data.velocity * sc.data.batch_interval)
-    return sc.model.train_time.seconds(window_examples(sc))
+        return sc.model.train_time.seconds(sc.data.velocity * sc.data.batch_interval, trainers)
+    return sc.model.train_time.seconds(window_examples(sc), trainers)
 
 
 def period_s(sc: Scenario, d: Design) -> float:

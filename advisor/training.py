@@ -6,11 +6,13 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from scenarios.design import Design
+from scenarios.errors import ScenarioError
+from scenarios.loader import with_overrides
 from scenarios.schema import Scenario
 from scenarios.units import format_duration
 
 from . import theory
-from .schedule import hit_ratio, period_s, train_job_s
+from .schedule import hit_ratio, period_s, train_job_s, window_examples
 from .staleness import fresh_accuracy, mean_age_and_accuracy
 
 
@@ -34,6 +36,9 @@ class TrainingAdvice:
     reasons: list
     budget_met: bool
     options: dict = field(default_factory=dict)
+    feasible: bool = True            # the decision meets the accuracy budget as given
+    binding: str | None = None       # the input that makes the budget impossible
+    remedies: list = field(default_factory=list)   # [{"set": "PATH=VALUE", "effect": str}]
 
 
 def _training_option(sc: Scenario, mode: str, every: float | None, cache_keys: int = 0) -> TrainingOption:
@@ -65,10 +70,14 @@ def _training_axes(opt: TrainingOption, budget: float) -> dict:
             "engineering_validation_effort": validation}
 
 
+SCORE_LEGEND = ("scores 0-10, higher is better: within the budget 7-10 by the effort to build, "
+                "test and validate; outside it at most 5, by how close it comes")
+
+
 def _training_score(axes: dict, meets: bool, feasible: bool) -> float:
     """0–10. Within the accuracy budget: 7 to 10 by effort (build/test and validation), so
     static wins whenever it is good enough. Outside it: at most 5, by accuracy alone
-    (5 × budget / loss), so the design that loses least wins when nothing is good enough."""
+    (5 × budget / loss). A schedule that cannot run (a job longer than its period) scores 0."""
     if not feasible:
         return 0.0
     if not meets:
@@ -77,23 +86,20 @@ def _training_score(axes: dict, meets: bool, feasible: bool) -> float:
     return round(10.0 * (0.7 + 0.03 * effort), 2)
 
 
-def advise_training(sc: Scenario, cache_keys: int = 0) -> TrainingAdvice:
-    """Static if the frozen model stays within slo.max_accuracy_loss over the horizon, else the
-    least frequent retraining that does (continuous when only every batch does).
-    cache_keys: size of the precomputed table, whose rows are older than the model."""
+def _best_dynamic(sc: Scenario, cache_keys: int) -> tuple[TrainingOption | None, TrainingOption, list]:
+    """(the cheapest dynamic option within budget or None, the lowest-loss runnable dynamic
+    option, the options looked at). Loss grows with the retrain interval, so bisect for the
+    longest interval within budget, from the shortest interval that fits one training job;
+    continuous updates when retraining on every batch is needed."""
     budget = sc.slo.max_accuracy_loss
     B = sc.data.batch_interval
-    static = _training_option(sc, "static", None, cache_keys)
     cont = _training_option(sc, "continuous", None, cache_keys)
-    # periodic candidates: whole numbers of data batches up to the horizon
     steps = max(1, int(sc.horizon // B))
-    # loss grows with the interval, so bisect for the longest interval within budget, from
-    # the shortest interval that fits one training job
     opt = lambda m: _training_option(sc, "periodic", B * m, cache_keys)  # noqa: E731
     m_min = max(1, math.ceil(train_job_s(sc, "periodic") / B - 1e-9))
-    periodic = [opt(m_min)] if m_min <= steps else []
-    ok_periodic = [o for o in periodic if o.feasible and o.accuracy_loss <= budget]
-    if ok_periodic:
+    first = opt(m_min) if m_min <= steps else None
+    looked = [o for o in (first, cont) if o is not None]
+    if first is not None and first.feasible and first.accuracy_loss <= budget:
         lo, hi = m_min, steps
         if opt(hi).accuracy_loss <= budget:
             lo = hi
@@ -106,19 +112,118 @@ def advise_training(sc: Scenario, cache_keys: int = 0) -> TrainingAdvice:
         dyn = opt(lo)  # fewest retrains within budget
         if dyn.retrain_every_s <= B and cont.feasible:
             dyn = cont   # retraining on every batch: update incrementally instead
-    elif cont.feasible and cont.accuracy_loss <= budget:
-        dyn = cont
+        return dyn, dyn, looked
+    if cont.feasible and cont.accuracy_loss <= budget:
+        return cont, cont, looked
+    runnable = [o for o in looked if o.feasible]
+    best = min(runnable, key=lambda o: o.accuracy_loss) if runnable else (first or cont)
+    return None, best, looked
+
+
+def _binding_input(sc: Scenario, cache_keys: int) -> str:
+    """Which input makes the budget impossible for dynamic training: with instant training
+    jobs, the label delay (or the batch interval) alone may already cost more than the budget;
+    otherwise the training job is too slow for the drift."""
+    instant = with_overrides(sc, ["model.train_time={fixed: 0s, per_million_examples: 0s}"])
+    if _training_option(instant, "continuous", None, cache_keys).accuracy_loss > sc.slo.max_accuracy_loss:
+        return "data.label_delay" if sc.data.label_delay >= sc.data.batch_interval else "data.batch_interval"
+    return "model.train_time"
+
+
+def _halvings(x: float, floor: float, n: int = 12) -> list[float]:
+    out, v = [], x
+    for _ in range(n):
+        v /= 2
+        if v < floor:
+            break
+        out.append(v)
+    return out
+
+
+def _remedies(sc: Scenario, binding: str, best: TrainingOption, cache_keys: int) -> list[dict]:
+    """Concrete `--set` changes, each checked here to make dynamic training meet the budget."""
+    def works(change: str) -> bool:
+        try:
+            alt = with_overrides(sc, [change])
+        except ScenarioError:
+            return False
+        return _best_dynamic(alt, cache_keys)[0] is not None
+
+    out = []
+    if binding == "model.train_time":
+        if sc.model.train_time.per_million_examples > 0:
+            k = sc.model.trainers
+            while k < 4096:
+                k = min(4096, k * 2)
+                if works(f"model.trainers={k}"):
+                    out.append({"set": f"model.trainers={k}",
+                                "effect": f"{k} data-parallel trainers cut a full-window job to "
+                                          f"{format_duration(sc.model.train_time.seconds(window_examples(sc), k))}"})
+                    break
+        for w in _halvings(sc.model.training_window, sc.data.batch_interval):
+            ch = f"model.training_window={format_duration_exact(w)}"
+            if works(ch):
+                out.append({"set": ch, "effect": f"a {format_duration(w)} window trains on fewer examples, "
+                                                 f"so each job is shorter"})
+                break
     else:
-        cands = [o for o in periodic + [cont] if o.feasible]
-        dyn = min(cands, key=lambda o: o.accuracy_loss) if cands else cont
+        field = binding
+        cur = sc.data.label_delay if field == "data.label_delay" else sc.data.batch_interval
+        for v in _halvings(cur, 1.0):
+            ch = f"{field}={format_duration_exact(v)}"
+            if works(ch):
+                what = "labels arrive" if field == "data.label_delay" else "labelled data lands"
+                out.append({"set": ch, "effect": f"{what} within {format_duration(v)}, so retrained models "
+                                                 f"are fresh enough"})
+                break
+    # accepting the loss the best runnable schedule achieves always makes the budget met
+    need = math.ceil(best.accuracy_loss * 1000 + 1e-9) / 1000
+    if need < 0.5:
+        ch = f"slo.max_accuracy_loss={need:.3f}"
+        if works(ch):
+            out.append({"set": ch, "effect": f"accept the {best.accuracy_loss:.2%} loss of the best "
+                                             f"schedule as given"})
+    return out
+
+
+def format_duration_exact(seconds: float) -> str:
+    """A duration in the scenario syntax that parses back to (about) the same seconds."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and abs(seconds / size - round(seconds / size, 3)) < 1e-9:
+            return f"{round(seconds / size, 3):g}{unit}"
+    return f"{seconds:.6g}s"
+
+
+def advise_training(sc: Scenario, cache_keys: int = 0, remedies: bool = True) -> TrainingAdvice:
+    """Static if the frozen model stays within slo.max_accuracy_loss over the lifetime, else
+    dynamic: the least frequent retraining that meets the budget (continuous when only every
+    batch does). When drift demands dynamic training and nothing dynamic meets the budget as
+    given, the decision is still dynamic, with feasible=False, the binding input and
+    remedies (each checked). cache_keys: size of the precomputed table, whose rows are older
+    than the model."""
+    budget = sc.slo.max_accuracy_loss
+    B = sc.data.batch_interval
+    static = _training_option(sc, "static", None, cache_keys)
+    ok_dyn, best_dyn, looked = _best_dynamic(sc, cache_keys)
+    cont = next(o for o in looked if o.mode == "continuous")
+    static_ok = static.accuracy_loss <= budget
+    decision = "static" if static_ok else "dynamic"
+    chosen = static if static_ok else (ok_dyn or best_dyn)
+    feasible = static_ok or ok_dyn is not None
+    binding, fixes = None, []
+    if not feasible:
+        binding = _binding_input(sc, cache_keys)
+        fixes = _remedies(sc, binding, best_dyn, cache_keys) if remedies else []
+    dyn = ok_dyn or best_dyn
     axes = {"static": _training_axes(static, budget), "dynamic": _training_axes(dyn, budget)}
-    scores = {"static": _training_score(axes["static"], static.accuracy_loss <= budget, True),
-              "dynamic": _training_score(axes["dynamic"], dyn.accuracy_loss <= budget, dyn.feasible)}
+    scores = {"static": _training_score(axes["static"], static_ok, True),
+              "dynamic": _training_score(axes["dynamic"], ok_dyn is not None, dyn.feasible)}
+    if not feasible:
+        # drift demands dynamic training and a listed change makes it work: it outranks static,
+        # which can never meet the budget however it is built
+        scores["dynamic"] = max(scores["dynamic"], 5.0 if fixes else scores["static"] + 0.01)
     for a in axes.values():
         a.pop("staleness_raw")
-    decision = "static" if scores["static"] >= scores["dynamic"] else "dynamic"
-    chosen = static if decision == "static" else dyn
-    met = chosen.accuracy_loss <= budget
     hl = sc.data.concept_half_life
     reasons = []
     if math.isinf(hl):
@@ -126,29 +231,40 @@ def advise_training(sc: Scenario, cache_keys: int = 0) -> TrainingAdvice:
                        "keeps its accuracy.")
     else:
         reasons.append(f"A frozen model loses half its edge over chance every {format_duration(hl)}; "
-                       f"over the {format_duration(sc.horizon)} horizon a static model's mean age is "
+                       f"over the {format_duration(sc.horizon)} lifetime a static model's mean age is "
                        f"{format_duration(static.mean_model_age_s)} and it gives up "
                        f"{static.accuracy_loss:.2%} accuracy (budget {budget:.2%}).")
+    what = ("continuous updates on every data batch (every "
+            f"{format_duration(B)})" if dyn.mode == "continuous" else
+            f"periodic retraining every {format_duration(dyn.retrain_every_s)}")
     if decision == "static":
         reasons.append(f"Static training stays within the budget, and it is the easiest to build, test "
                        f"and validate; dynamic retraining would only save "
                        f"{max(0.0, static.accuracy_loss - cont.accuracy_loss):.2%} by updating on "
                        f"every data batch.")
-    else:
-        what = ("continuous updates on every data batch (every "
-                f"{format_duration(B)})" if dyn.mode == "continuous" else
-                f"periodic retraining every {format_duration(dyn.retrain_every_s)}")
+    elif feasible:
         reasons.append(f"Dynamic training with {what} keeps the mean model age at "
                        f"{format_duration(dyn.mean_model_age_s)} and the loss at "
                        f"{dyn.accuracy_loss:.2%}.")
-        if not met:
-            reasons.append(f"No feasible design meets the {budget:.2%} budget: labels arrive "
-                           f"{format_duration(sc.data.label_delay)} late and a training job takes "
-                           f"{format_duration(train_job_s(sc, dyn.mode))}; this is the best available.")
-        elif dyn.mode == "periodic":
+        if dyn.mode == "periodic":
             reasons.append(f"Retraining less often than every {format_duration(dyn.retrain_every_s)} "
                            f"would exceed the budget; more often would cost more training compute "
                            f"for little gain.")
+    else:
+        job = train_job_s(sc, "periodic")
+        why = {"model.train_time": f"a full-window training job takes {format_duration(job)} "
+                                   f"({sc.model.trainers} trainer{'s' if sc.model.trainers > 1 else ''}), "
+                                   f"too long for the drift",
+               "data.label_delay": f"labels arrive {format_duration(sc.data.label_delay)} late, so even an "
+                                   f"instantly retrained model is already too old",
+               "data.batch_interval": f"labelled data lands only every {format_duration(B)}, so even an "
+                                      f"instantly retrained model is already too old"}[binding]
+        reasons.append(f"The drift demands dynamic training, but no dynamic design meets the "
+                       f"{budget:.2%} budget as given: {why} ({binding}). The best runnable schedule, "
+                       f"{what}, loses {dyn.accuracy_loss:.2%}.")
+        if fixes:
+            reasons.append("Any of these changes makes dynamic training meet the budget: "
+                           + "; ".join(f"--set {f['set']} ({f['effect']})" for f in fixes) + ".")
     if not static.feasible:
         reasons.append(static.why_not)
     if not math.isinf(hl) and sc.model.training_window > hl:
@@ -158,8 +274,8 @@ def advise_training(sc: Scenario, cache_keys: int = 0) -> TrainingAdvice:
                        f"{1 - sc.data.label_noise:.1%}); shorten model.training_window.")
     horizon_half_lives = sc.horizon / hl if not math.isinf(hl) else 0.0
     if horizon_half_lives > theory.DRIFT_FIT_HALF_LIVES:
-        reasons.append(f"Note: the horizon spans {horizon_half_lives:.0f} half-lives; the drift model "
+        reasons.append(f"Note: the lifetime spans {horizon_half_lives:.0f} half-lives; the drift model "
                        f"is calibrated for up to {theory.DRIFT_FIT_HALF_LIVES:.0f}.")
     options = {"static": asdict(static), "continuous": asdict(cont)}
-    return TrainingAdvice(decision, chosen.mode, chosen.retrain_every_s, scores, axes, reasons, met,
-                          options)
+    return TrainingAdvice(decision, chosen.mode, chosen.retrain_every_s, scores, axes, reasons,
+                          chosen.accuracy_loss <= budget, options, feasible, binding, fixes)

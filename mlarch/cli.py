@@ -28,6 +28,9 @@ SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
 
 
+DEFAULT_REQUESTS = 2e7   # simulator.slices.DEFAULT_REQUEST_BUDGET, without importing the simulator
+
+
 class BadInput(Exception):
     """Bad input other than a scenario file (a flag value, an output path)."""
 
@@ -181,11 +184,15 @@ def _horizon_set(horizon: Optional[str]) -> list[str]:
 def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
              set_: Optional[List[str]] = SetOpt,
              seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Random seed (default: the scenario's)."),
-             horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span, e.g. 6h or 7d (default: the scenario's)."),
+             horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulate every request of a contiguous span from t = 0, e.g. 6h or 7d, instead of sampling the lifetime."),
+             requests: Optional[float] = typer.Option(None, "--requests", min=1e3, max=1e10, metavar="N",
+                                                      help="Requests to simulate when sampling the lifetime in slices (default 2e7)."),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, timeseries.csv, latency_hist.csv, events.json here."),
              json_: bool = JsonOpt):
     """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
-    synthetic traffic and report latency, cost, staleness and accuracy."""
+    synthetic traffic and report latency, cost, staleness and accuracy. The control plane covers
+    the whole lifetime (`horizon`); requests are simulated in evenly spread time slices up to
+    --requests (all of them when they fit), or over a contiguous --horizon span."""
     from . import render
     from advisor import design_for, predict
     from .progress import simulate_with_bar
@@ -195,7 +202,8 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
-    result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon)
+    budget = None if horizon is not None else (requests or DEFAULT_REQUESTS)
+    result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon, request_budget=budget)
     if out_dir is not None:
         for pth in write_run(out_dir, result):
             err.print(f"wrote {pth}")

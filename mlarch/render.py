@@ -35,33 +35,53 @@ def _usd(x) -> str:
     return f"${x:,.2f}"
 
 
+def _replicas(n: int) -> str:
+    return f"{n} replica{'s' if n != 1 else ''}"
+
+
+def _training_head(t: dict) -> str:
+    if t["mode"] == "static":
+        return t["decision"]
+    every = f" every {format_duration(t['retrain_every_s'])}" if t["retrain_every_s"] else ""
+    return f"{t['decision']} ({t['mode']}{every})"
+
+
+def _serving_head(s: dict) -> str:
+    if s["decision"] == "static":
+        return "static (a precomputed table)"
+    k = f", top {format_count(s['cache_top_k'])} precomputed" if s["cache_top_k"] else ""
+    return f"{s['decision']} ({_replicas(s['replicas'])}{k})"
+
+
 def advice(console: Console, adv: dict, scenario) -> None:
     """Print one advise result (the JSON form) for people."""
     t, s, p, a = adv["training"], adv["serving"], adv["predicted"], adv["architecture"]
     console.print(f"[bold]mlarch advise: {adv['scenario']}[/bold]"
                   + (f" — {scenario.description}" if scenario.description else ""))
-    every = f" every {format_duration(t['retrain_every_s'])}" if t["retrain_every_s"] else ""
-    console.print(f"\n[bold cyan]Training: {t['decision']}[/bold cyan] ({t['mode']}{every})   "
-                  f"scores: " + ", ".join(f"{k} {v:.1f}" for k, v in t["scores"].items()))
-    for r in t["reasons"]:
-        console.print(f"  • {r}", highlight=False)
-    k = f", top {format_count(s['cache_top_k'])} precomputed" if s["cache_top_k"] else ""
-    console.print(f"\n[bold cyan]Serving: {s['decision']}[/bold cyan] ({s['replicas']} replicas{k})   "
-                  f"scores: " + ", ".join(f"{k2} {v:.1f}" for k2, v in s["scores"].items()))
-    for r in s["reasons"]:
-        console.print(f"  • {r}", highlight=False)
+    for title, part, head in (("Training", t, _training_head(t)), ("Serving", s, _serving_head(s))):
+        flag = "" if part["feasible"] else "   [bold red]goal not met as given[/bold red]"
+        console.print(f"\n[bold cyan]{title}: {head}[/bold cyan]   scores: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in part["scores"].items()) + flag)
+        console.print(f"  [dim]({part['score_legend']})[/dim]")
+        for r in part["reasons"]:
+            console.print(f"  • {r}", highlight=False, markup=False)
     pinned = [f for f in ("training", "serving") if getattr(scenario.architecture, f)]
     title = "Predicted figures" + (f" (architecture pinned: {', '.join(pinned)} = "
                                    f"{', '.join(a[f] for f in pinned)})" if pinned else "")
     tab = Table(title=title, title_justify="left", show_header=True)
     tab.add_column("figure")
     tab.add_column("value", justify="right")
+    one, rec = p["one_off_usd"], p["recurring_usd_per_month"]
     rows = [
         ("p99 latency", _ms(p["latency_p99_ms"])),
         ("cache hit ratio", f"{p['cache_hit_ratio']:.1%}"),
         ("table size", format_bytes(p["table_bytes"])),
-        ("storage", _usd(p["storage_usd_per_month"]) + "/month"),
-        ("compute (serving + training + batch)", _usd(p["compute_usd_per_month"]) + "/month"),
+        ("one-off: initial training / table fill", f"{_usd(one['initial_training'])} / {_usd(one['initial_table_fill'])}"),
+        ("per month: serving", _usd(rec["serving"])),
+        ("per month: retraining / table refreshes", f"{_usd(rec['retraining'])} / {_usd(rec['table_refreshes'])}"),
+        ("per month: storage", _usd(rec["storage"])),
+        ("per month: total", _usd(rec["total"])),
+        (f"total over the {format_duration(scenario.horizon)} lifetime", _usd(p["total_usd_over_horizon"])),
         ("mean model age", format_duration(p["mean_model_age_s"])),
         ("fresh-model accuracy", f"{p['fresh_accuracy']:.2%}"),
         ("accuracy lost to staleness", f"{p['accuracy_loss']:.2%}"),
@@ -96,7 +116,7 @@ def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
         if sim:
             tab.add_row("  simulated", "", "", "", "", "", _ms(sim["latency_ms"]["p99"]),
                         f"{sim['cache_hit_ratio']:.0%}", _usd(sim["storage"]["usd_per_month"]),
-                        _usd(sim["cost_usd_per_month"] - sim["storage"]["usd_per_month"]),
+                        _usd(sim["cost_usd"]["recurring_usd_per_month"]["total"] - sim["storage"]["usd_per_month"]),
                         format_duration(sim["staleness"]["model_age_s"]["mean"]),
                         f"{sim['accuracy']['lost_to_staleness']:.2%}", style="dim")
     console.print(tab)
@@ -107,11 +127,16 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
     a = m["architecture"]
     every = f" every {format_duration(a['retrain_every_s'])}" if a["retrain_every_s"] else ""
     k = f", top {format_count(a['cache_top_k'])} precomputed" if a["cache_top_k"] else ""
-    console.print(f"[bold]mlarch simulate: {m['scenario']}[/bold]  seed {m['seed']}, "
-                  f"{format_duration(m['horizon_s'])} simulated in {m['wall_s']:.1f} s "
-                  f"({m['requests'] / max(m['wall_s'], 1e-9) / 1e6:.2f}M requests/s)")
-    console.print(f"architecture: training {a['training']}{every}; serving {a['serving']}{k}; "
-                  f"{a['replicas']} replicas")
+    sm = m.get("sampling") or {}
+    if sm.get("mode") == "slices":
+        span = (f"{format_duration(m['horizon_s'])} lifetime sampled in {sm['slices']} slices of "
+                f"{format_duration(sm['slice_s'])} ({sm['recorded_s'] / m['horizon_s']:.2%} of the time)")
+    else:
+        span = f"{format_duration(m['horizon_s'])} simulated contiguously"
+    console.print(f"[bold]mlarch simulate: {m['scenario']}[/bold]  seed {m['seed']}, {span}: "
+                  f"{m['requests']:,} requests in {m['wall_s']:.1f} s")
+    console.print(f"architecture: training {a['training']}{every}; serving {a['serving']}{k}"
+                  + (f"; {_replicas(a['replicas'])}" if a['replicas'] else ""))
     p = predicted or {}
     tab = Table(show_header=True)
     tab.add_column("figure")
@@ -137,9 +162,19 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
         ("table size", format_bytes(m["storage"]["table_bytes"]), format_bytes(p["table_bytes"]) if p else ""),
         ("storage", _usd(m["storage"]["usd_per_month"]) + "/month",
          _usd(p["storage_usd_per_month"]) + "/month" if p else ""),
-        ("cost: serving / training / batch", " / ".join(_usd(m["cost_usd"][k2]) for k2 in
-                                                     ("serving", "training", "batch_prediction")), ""),
-        ("cost per month (all)", _usd(m["cost_usd_per_month"]), _usd(p["cost_usd_per_month"]) if p else ""),
+    ]
+    one, rec = m["cost_usd"]["one_off_usd"], m["cost_usd"]["recurring_usd_per_month"]
+    pone, prec = (p.get("one_off_usd"), p.get("recurring_usd_per_month")) if p else (None, None)
+    pair = lambda d, a2, b2: f"{_usd(d[a2])} / {_usd(d[b2])}" if d else ""  # noqa: E731
+    rows += [
+        ("one-off: initial training / table fill", pair(one, "initial_training", "initial_table_fill"),
+         pair(pone, "initial_training", "initial_table_fill")),
+        ("per month: serving", _usd(rec["serving"]), _usd(prec["serving"]) if prec else ""),
+        ("per month: retraining / table refreshes", pair(rec, "retraining", "table_refreshes"),
+         pair(prec, "retraining", "table_refreshes")),
+        ("per month: total", _usd(rec["total"]), _usd(prec["total"]) if prec else ""),
+        ("total over the lifetime", _usd(m["cost_usd"]["total_usd_over_horizon"]),
+         _usd(p["total_usd_over_horizon"]) if p else ""),
         ("model age mean / p95 / max", f"{format_duration(age['mean'])} / {format_duration(age['p95'])} / "
                                        f"{format_duration(age['max'])}",
          format_duration(p["mean_model_age_s"]) if p else ""),

@@ -292,3 +292,26 @@ def load_scenario(spec: str | Path, overrides: list[str] | tuple[str, ...] = ())
         _apply(data, opath, value, f"--set {ov}")
         applied[opath] = ov
     return validate(data, lines, source, applied)
+
+
+def scenario_data(sc: Scenario) -> dict:
+    """A mapping that validates back into `sc` (base units as bare numbers), for deriving
+    variants of a loaded scenario without its file."""
+    data = sc.model_dump(mode="python", exclude_none=True)
+    if sc.traffic.cardinality is None:
+        data["traffic"]["cardinality"] = "unbounded"
+    if math.isinf(sc.data.concept_half_life):
+        data["data"]["concept_half_life"] = "never"
+    return data
+
+
+def with_overrides(sc: Scenario, overrides: list[str] | tuple[str, ...]) -> Scenario:
+    """`sc` with `--set` overrides applied and validated exactly as on the command line
+    (used by the advisor to check the remedies it proposes). Raises ScenarioError."""
+    data = scenario_data(sc)
+    applied = {}
+    for ov in overrides:
+        opath, value = parse_override(ov)
+        _apply(data, opath, value, f"--set {ov}")
+        applied[opath] = ov
+    return validate(data, {}, sc.name, applied)

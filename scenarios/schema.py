@@ -278,9 +278,11 @@ class TrainTime(Frozen):
     fixed: Duration = 0.0
     per_million_examples: Duration = 0.0
 
-    def seconds(self, examples: float) -> float:
-        """Simulated duration of a training job over `examples` examples."""
-        return self.fixed + self.per_million_examples * examples / 1e6
+    def seconds(self, examples: float, trainers: int = 1) -> float:
+        """Duration of a training job over `examples` examples on `trainers` data-parallel
+        workers. Speed-up law (Amdahl 1967): the fixed part (start-up, loading, evaluation,
+        gradient exchange) is serial; the per-example part splits evenly across workers."""
+        return self.fixed + self.per_million_examples * examples / 1e6 / trainers
 
 
 class Model(Frozen):
@@ -288,10 +290,12 @@ class Model(Frozen):
     train_time: TrainTime = TrainTime()
     training_window: Duration = Field(default=7 * 86400.0, gt=0)
     prediction_bytes: Size = Field(default=64.0, gt=0, le=1e6)
+    trainers: int = Field(default=1, ge=1, le=4096)   # data-parallel training workers (1 vCPU each)
 
 
 class Serving(Frozen):
     replicas: int | None = Field(default=None, ge=1, le=100000)
+    min_replicas: int = Field(default=2, ge=1, le=100000)   # redundancy floor for a model path
     lookup_time: Distribution = Deterministic(distribution="deterministic", value=0.002)
     batch_workers: int = Field(default=8, ge=1, le=100000)
 

@@ -27,20 +27,26 @@ from .window import _Bucket
 from .serve import Table, batch_predict
 from .traffic import Concept, KeyFeatures, zipf_for
 from .train import Model, Stats, fit
+from .slices import DEFAULT_REQUEST_BUDGET, SlicePlan, plan_slices
 from .window import DataPlane
 HOLDOUT_SHARE = 0.2
 MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
 MAX_TABLE_KEYS = 200_000_000   # 200 MB of predictions, about a minute per fill
 
 
+RUN_ROWS = 5_000_000      # rows materialised over all batches of a run, at most (about 15 s)
+MIN_BATCH_ROWS = 2_000
+
+
 class TooLarge(ValueError):
     """The run would not finish in reasonable time or memory; the message says why."""
 
 
-def check_size(sc: Scenario, design: Design, horizon_s: float) -> None:
+def check_size(sc: Scenario, design: Design, horizon_s: float, recorded_s: float | None = None) -> None:
     """Refuse absurd runs up front with a one-line reason."""
     from .traffic import integrated_rate
     n = integrated_rate(0.0, horizon_s, sc.traffic.rate, sc.traffic.diurnal_amplitude)
+    n *= (recorded_s if recorded_s is not None else horizon_s) / horizon_s
     if n > MAX_REQUESTS:
         raise TooLarge(f"the run would simulate about {n:.2g} requests (~{n / 2e6 / 3600:,.0f} h at 2M "
                        f"requests/s); shorten the horizon or lower traffic.rate (limit {MAX_REQUESTS:.0g})")
@@ -75,12 +81,13 @@ class Simulation:
 
     def __init__(self, sc: Scenario, design: Design, seed: int, horizon_s: float, progress=None,
                  report_every_s: float | None = None, keep_bucket_hists: bool = False,
-                 planning_horizon_s: float | None = None):
+                 planning_horizon_s: float | None = None, slices: SlicePlan | None = None):
         self.sc, self.design, self.seed, self.horizon = sc, design, seed, horizon_s
-        # the initial model and table are built once per planning horizon: a shorter run
-        # is charged its share of them, so that monthly costs do not depend on the span simulated
-        plan = planning_horizon_s or sc.horizon
-        self.bootstrap_share = min(1.0, horizon_s / plan)
+        # one-off jobs (the initial model and table) are reported apart from recurring costs;
+        # the total over the deployment's lifetime adds both
+        self.lifetime_s = planning_horizon_s or sc.horizon
+        self.one_off = {"initial_training": 0.0, "initial_table_fill": 0.0}
+        self.slices = slices
         self.report_every_s = report_every_s or report_interval_s(horizon_s)
         self.keep_bucket_hists = keep_bucket_hists
         self.bucket_hists: list = []
@@ -91,9 +98,14 @@ class Simulation:
         self.features = KeyFeatures(world, d.features)
         self.concept = Concept(world, d.features, d.concept_half_life, d.label_noise)
         self.source = DataSource(sc, self.concept, data)
+        # rows materialised per arriving batch: all of them up to MAX_ROWS, fewer when a long
+        # lifetime brings thousands of batches (each row is weighted to stand for the rest)
+        self.rows_per_batch = int(min(MAX_ROWS, max(MIN_BATCH_ROWS, RUN_ROWS / max(1.0, horizon_s / d.batch_interval))))
         self.keys_in_table = design.table_keys(sc.traffic.cardinality)
         self.dp = DataPlane(sc, horizon_s, self.features, self.concept, zipf_for(sc), design.replicas,
                             self.keys_in_table, (arr, keys, svc, lab))
+        if slices is not None:
+            self.dp.set_slices(slices.pieces)
         self.advance = self.dp.advance
         self.progress = progress
         self.val = {"batches": 0, "anomalies": 0, "quarantined": 0, "by_kind": {}}
@@ -136,12 +148,12 @@ class Simulation:
         if not gap:
             m = fit(self._window(-job0), 1, 0.0)
         self.version = 1
-        self.cost["training"] += self._train_cost(m.examples) * self.bootstrap_share
+        self.one_off["initial_training"] = self._train_cost(m.examples)
         self.train["runs"] += 1
         self.train["deployed"] += 1
         self._deploy(m, at_s=0.0, count=False)
         if self.keys_in_table:
-            self._fill_table(m, 0.0, cost_share=self.bootstrap_share)
+            self._fill_table(m, 0.0, initial=True)
         self.events.append({"t_s": 0.0, "event": "deploy", "version": 1})
 
     def _initial_job_s(self) -> float:
@@ -150,10 +162,12 @@ class Simulation:
         sc = self.sc
         examples = sc.data.velocity * (sc.data.batch_interval if self.design.training == "continuous"
                                        else sc.model.training_window)
-        return sc.model.train_time.seconds(examples)
+        return sc.model.train_time.seconds(examples, sc.model.trainers)
 
     def _train_cost(self, examples: float) -> float:
-        return self.sc.model.train_time.seconds(examples) * self.vcpu_s
+        """USD of a training job over `examples`: every trainer is billed for the whole job."""
+        m = self.sc.model
+        return m.train_time.seconds(examples, m.trainers) * m.trainers * self.vcpu_s
 
     def _window(self, now_s: float) -> list[Stats]:
         lo = now_s - self.sc.data.label_delay - self.sc.model.training_window
@@ -193,12 +207,15 @@ class Simulation:
         if count:
             self.dp.bucket.deployments += 1
 
-    def _fill_table(self, m: Model, at_s: float, cost_share: float = 1.0) -> None:
+    def _fill_table(self, m: Model, at_s: float, initial: bool = False) -> None:
         self.advance(at_s)
         preds = batch_predict(m, self.features, self.keys_in_table)
         self.dp.set_table(Table(self.keys_in_table, preds, m, at_s))
-        self.cost["batch_prediction"] += (self.keys_in_table * self.sc.model.inference_time.mean_s
-                                          * self.vcpu_s * cost_share)
+        usd = preds.size * self.sc.model.inference_time.mean_s * self.vcpu_s
+        if initial:
+            self.one_off["initial_table_fill"] = usd
+        else:
+            self.cost["batch_prediction"] += usd
 
     # ------------------------------------------------------------- SimPy processes
     def _feed(self, env):
@@ -207,17 +224,18 @@ class Simulation:
         next_retrain = self.design.retrain_every_s or math.inf
         while k * B < self.horizon - 1e-9:   # the run covers [0, horizon)
             yield env.timeout(k * B - env.now)
-            b = self.source.batch(k, env.now)
+            b = self.source.batch(k, env.now, max_rows=self.rows_per_batch)
             ok = self._accept_or_quarantine(b)
             mode = self.design.training
             if mode == "continuous" and ok:
-                env.process(self._train_job(env, sc.model.train_time.seconds(b.nominal_rows), b.nominal_rows))
+                env.process(self._train_job(env, sc.model.train_time.seconds(b.nominal_rows, sc.model.trainers),
+                                            b.nominal_rows))
             elif mode == "periodic" and env.now >= next_retrain - 1e-9:
                 while next_retrain <= env.now + 1e-9:
                     next_retrain += self.design.retrain_every_s
                 window = self._window(env.now)
                 nominal = sum(s.nominal for s in window)
-                env.process(self._train_job(env, sc.model.train_time.seconds(nominal), nominal))
+                env.process(self._train_job(env, sc.model.train_time.seconds(nominal, sc.model.trainers), nominal))
             k += 1
 
     def _train_job(self, env, job_s: float, examples: float):
@@ -233,7 +251,7 @@ class Simulation:
             if env.now > self.horizon:
                 return   # still running when the run ends: neither counted nor charged
             self.train["runs"] += 1
-            self.cost["training"] += job_s * self.vcpu_s
+            self.cost["training"] += self._train_cost(examples)
             g = gate(m, self.live, *holdout) if holdout is not None else None
             if g is None or g.deploy:
                 self._deploy(m, env.now)
@@ -333,6 +351,21 @@ class Simulation:
         self.cost["serving"] = d.replicas * H * self.vcpu_s
         total = sum(self.cost.values())
         cost = dict(self.cost, total=total)
+        to_month = MONTH_S / H
+        recurring = {"serving": self.cost["serving"] * to_month, "retraining": self.cost["training"] * to_month,
+                     "table_refreshes": self.cost["batch_prediction"] * to_month, "storage": storage_month}
+        recurring["total"] = sum(recurring.values())
+        one_off = dict(self.one_off, total=sum(self.one_off.values()))
+        cost["one_off_usd"] = one_off
+        cost["recurring_usd_per_month"] = recurring
+        cost["total_usd_over_horizon"] = one_off["total"] + recurring["total"] * self.lifetime_s / MONTH_S
+        sl = self.slices
+        sampling = {"mode": "contiguous", "lifetime_s": self.lifetime_s, "simulated_span_s": H,
+                    "recorded_s": H, "slices": None, "slice_s": None, "warmup_s": None}
+        if sl is not None:
+            sampling.update(mode="slices", recorded_s=sl.recorded_s, slices=sl.slices, slice_s=sl.slice_s,
+                            warmup_s=sl.warmup_s)
+        sampling["requests_over_span_estimate"] = dp.requests * H / sampling["recorded_s"]
         fresh = dp.fresh_expected / n
         served_exp = dp.served_expected / n
         return {
@@ -351,7 +384,8 @@ class Simulation:
             "storage": {"table_bytes": table_b, "data_bytes": data_b, "model_bytes": mb,
                         "usd_per_month": storage_month},
             "cost_usd": cost,
-            "cost_usd_per_month": total * MONTH_S / H,
+            "cost_usd_per_month": recurring["total"],
+            "sampling": sampling,
             "staleness": {"model_age_s": dp.model_age.summary_s(),
                           "table_age_s": dp.table_age.summary_s() if dp.table_age.n else None},
             "accuracy": {"served": dp.served_correct / n, "fresh_model": fresh,
@@ -369,18 +403,30 @@ def report_interval_s(horizon_s: float) -> float:
 
 def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
              progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
-             planning_horizon_s: float | None = None) -> Result:
-    """Run `design` on the scenario's synthetic traffic. Same scenario, design, seed and
+             planning_horizon_s: float | None = None, request_budget: float | None = DEFAULT_REQUEST_BUDGET) -> Result:
+    """Run `design` on the scenario's synthetic traffic over [0, horizon_s) (default: the
+    scenario's horizon, its lifetime). The control plane always covers the whole span; when
+    the span holds more than `request_budget` requests, requests are simulated in stratified
+    time slices (simulator.slices) and the metrics say so under "sampling"
+    (request_budget=None simulates every request). Same scenario, design, seed, budget and
     version give identical metrics (wall_s aside).
 
     progress: None or a callable taking the completed fraction of simulated time.
-    planning_horizon_s (default: the scenario's horizon) is the span over which the initial
-    model and table are amortised. Raises TooLarge, before any work, for runs that would not
-    finish in reasonable time or memory."""
+    planning_horizon_s (default: the scenario's horizon) is the lifetime over which
+    total_usd_over_horizon adds one-off and recurring costs. Raises TooLarge, before any
+    work, for runs that would not finish in reasonable time or memory."""
+    from .traffic import integrated_rate
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
     if design.serving == "static" and scenario.traffic.cardinality is None:
         raise ValueError("static serving needs a finite traffic.cardinality")
-    check_size(scenario, design, horizon)
+    expected = integrated_rate(0.0, horizon, scenario.traffic.rate, scenario.traffic.diurnal_amplitude)
+    plan = None
+    if request_budget is not None:
+        # the slice positions have their own stream, so they never shift the traffic's draws
+        plan = plan_slices(horizon, expected, request_budget,
+                           np.random.default_rng(np.random.SeedSequence([seed, 0x511CE])))
+    check_size(scenario, design, horizon, recorded_s=plan.recorded_s if plan else horizon)
     return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
-                      keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s).run()
+                      keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
+                      slices=plan).run()

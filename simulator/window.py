@@ -79,16 +79,61 @@ class DataPlane:
         self.table = table
         self.end_proj_table = self._proj(table.model.data_end_s)
 
+    def set_slices(self, pieces: list[tuple[float, float, float]]) -> None:
+        """Record requests only inside pieces (warm_start, start, end), sorted and disjoint;
+        requests in [warm_start, start) run through the queue (which starts empty) but are not
+        recorded. Without pieces every request of [0, horizon) is recorded."""
+        self.pieces, self.piece_i = pieces, 0
+
     def advance(self, t_to: float) -> None:
-        """Serve every request that arrives in [t_done, t_to) with the current state."""
+        """Serve every request that arrives in [t_done, t_to) with the current state (only
+        the sampled pieces of time when slices are set)."""
         t_to = min(t_to, self.horizon)
+        pieces = getattr(self, "pieces", None)
+        if pieces is None:
+            self._advance_span(t_to, record=True)
+            return
+        while self.t_done < t_to - 1e-12:
+            if self.piece_i >= len(pieces) or pieces[self.piece_i][0] >= t_to:
+                self.t_done = t_to
+                return
+            warm, start, end = pieces[self.piece_i]
+            if self.t_done < warm:
+                # time jumped over an unsampled stretch: the queue starts empty again
+                self.t_done = warm
+                if self.pool is not None:
+                    self.pool = ReplicaPool(self.pool.replicas)
+            if self.t_done < start - 1e-12:
+                self._advance_span(min(start, t_to), record=False)
+                continue
+            self._advance_span(min(end, t_to), record=True)
+            if self.t_done >= end - 1e-12:
+                self.piece_i += 1
+
+    def _advance_span(self, t_to: float, record: bool) -> None:
         tr = self.sc.traffic
         peak = tr.rate * (1 + tr.diurnal_amplitude)
         step = max(CHUNK_REQUESTS / peak, 1e-3)
         while self.t_done < t_to - 1e-12:
             t1 = min(t_to, self.t_done + step)
-            self._serve_chunk(arrivals(self.rng_arr, self.t_done, t1, tr.rate, tr.diurnal_amplitude))
+            t = arrivals(self.rng_arr, self.t_done, t1, tr.rate, tr.diurnal_amplitude)
+            if record:
+                self._serve_chunk(t)
+            else:
+                self._warm_chunk(t)
             self.t_done = t1
+
+    def _warm_chunk(self, t: np.ndarray) -> None:
+        """Warm-up requests: they load the queue like any other, and are not recorded."""
+        if t.size == 0 or self.pool is None:
+            return
+        keys = self.zipf.sample(self.rng_keys, t.size)
+        miss = keys > np.uint64(self.keys_in_table) if self.keys_in_table else np.ones(t.size, bool)
+        idx = np.nonzero(miss)[0]
+        if idx.size:
+            svc = self.sc.model.inference_time.sample_s(self.rng_svc, idx.size)
+            starts = self.pool.serve(t[idx], svc)
+            self.pool.queue_seen(t[idx], starts)
 
     def _serve_chunk(self, t: np.ndarray) -> None:
         n = t.size
