@@ -198,6 +198,9 @@ def advise_serving(sc: Scenario, training: str, every: float | None) -> ServingA
         reasons.append(f"{label} is the cheapest design that meets the latency SLO over the {life} "
                        f"lifetime: {_usd(ch.lifetime_usd)} in all ({_usd(ch.one_off_usd)} one-off + "
                        f"{_usd(ch.cost_usd_per_month)}/month) at p99 {_ms(ch.p99_s)}.")
+    elif ch.p99_s <= sc.slo.latency_p99 * (1 + 1e-9):
+        reasons.append(f"No design meets both the {slo_ms} p99 SLO and the accuracy budget as given: "
+                       f"{label.lower()} meets the SLO (p99 {_ms(ch.p99_s)}), but {ch.why_not}.")
     else:
         reasons.append(f"No design meets the {slo_ms} p99 SLO as given; {label.lower()} comes closest "
                        f"(p99 {_ms(ch.p99_s)}).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 from scenarios.design import Design
 from scenarios.errors import ScenarioError
@@ -41,6 +42,7 @@ class TrainingAdvice:
     remedies: list = field(default_factory=list)   # [{"set": "PATH=VALUE", "effect": str}]
 
 
+@lru_cache(maxsize=4096)
 def _training_option(sc: Scenario, mode: str, every: float | None, cache_keys: int = 0) -> TrainingOption:
     """Loss and age of a training design; with cache_keys > 0, table hits (which carry the
     batch-prediction lag) are mixed in by their hit ratio."""

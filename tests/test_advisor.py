@@ -41,7 +41,13 @@ def test_budget_that_cannot_be_met_is_said():
     sc = load_scenario("spam", ["slo.max_accuracy_loss=0.0001", "data.label_delay=1d"])
     a = advise(sc)
     assert a.training.decision == "dynamic" and not a.training.budget_met
-    assert any("No feasible design meets" in r for r in a.training.reasons)
+    assert not a.training.feasible and a.training.binding == "data.label_delay"
+    assert any("no dynamic design meets" in r for r in a.training.reasons)
+    # every remedy listed, applied with --set, makes the budget met
+    assert a.training.remedies
+    for fix in a.training.remedies:
+        fixed = advise(load_scenario("spam", ["slo.max_accuracy_loss=0.0001", "data.label_delay=1d", fix["set"]]))
+        assert fixed.training.feasible and fixed.training.budget_met, fix
 
 
 def _decision(name, *sets):
