@@ -188,16 +188,16 @@ def advise_serving(sc: Scenario, training: str, every: float | None) -> ServingA
         reasons.append(f"The top {format_count(h.keys)} inputs receive {h.hit:.0%} of requests "
                        f"(Zipf s = {s:.2f}); precomputing them takes {format_bytes(h.table_bytes)} "
                        f"(a one-off fill of {_usd(h.one_off_usd)}) and leaves {_replicas(h.replicas)}: "
-                       f"{_usd(h.cost_usd_per_month)}/month in all.")
+                       f"{_usd(h.cost_usd_per_month)}/month for serving (replicas, table storage and refreshes).")
     elif n is None and s <= 1:
         reasons.append(f"Popularity is flat (Zipf s = {s:.2f} <= 1 over unbounded inputs): any finite "
                        f"head gets a vanishing share of requests, so a cache does not pay.")
     label = {"static": "Static serving (a precomputed table)", "dynamic": "Dynamic serving",
              "hybrid": "Hybrid serving"}[decision]
     if ch.feasible:
-        reasons.append(f"{label} is the cheapest design that meets the latency SLO over the {life} "
-                       f"lifetime: {_usd(ch.lifetime_usd)} in all ({_usd(ch.one_off_usd)} one-off + "
-                       f"{_usd(ch.cost_usd_per_month)}/month) at p99 {_ms(ch.p99_s)}.")
+        reasons.append(f"{label} is the cheapest design that meets the latency SLO, at p99 {_ms(ch.p99_s)}: "
+                       f"serving costs {_usd(ch.lifetime_usd)} over the {life} lifetime "
+                       f"({_usd(ch.one_off_usd)} one-off table fill + {_usd(ch.cost_usd_per_month)}/month).")
     elif ch.p99_s <= sc.slo.latency_p99 * (1 + 1e-9):
         reasons.append(f"No design meets both the {slo_ms} p99 SLO and the accuracy budget as given: "
                        f"{label.lower()} meets the SLO (p99 {_ms(ch.p99_s)}), but {ch.why_not}.")

@@ -143,13 +143,19 @@ def _halvings(x: float, floor: float, n: int = 12) -> list[float]:
 
 
 def _remedies(sc: Scenario, binding: str, best: TrainingOption, cache_keys: int) -> list[dict]:
-    """Concrete `--set` changes, each checked here to make dynamic training meet the budget."""
-    def works(change: str) -> bool:
+    """Concrete `--set` changes, each checked here to make dynamic training meet the budget;
+    the effect names the design that then meets it."""
+    def result(change: str) -> TrainingOption | None:
         try:
             alt = with_overrides(sc, [change])
         except ScenarioError:
-            return False
-        return _best_dynamic(alt, cache_keys)[0] is not None
+            return None
+        return _best_dynamic(alt, cache_keys)[0]
+
+    def fix(change: str, why: str, o: TrainingOption) -> dict:
+        how = ("continuous updates on every batch" if o.mode == "continuous"
+               else f"retraining every {format_duration(o.retrain_every_s)}")
+        return {"set": change, "effect": f"{why}: {how} then loses {o.accuracy_loss:.2%}"}
 
     out = []
     if binding == "model.train_time":
@@ -157,34 +163,33 @@ def _remedies(sc: Scenario, binding: str, best: TrainingOption, cache_keys: int)
             k = sc.model.trainers
             while k < 4096:
                 k = min(4096, k * 2)
-                if works(f"model.trainers={k}"):
-                    out.append({"set": f"model.trainers={k}",
-                                "effect": f"{k} data-parallel trainers cut a full-window job to "
-                                          f"{format_duration(sc.model.train_time.seconds(window_examples(sc), k))}"})
+                o = result(f"model.trainers={k}")
+                if o is not None:
+                    out.append(fix(f"model.trainers={k}", f"{k} data-parallel trainers make each job shorter", o))
                     break
         for w in _halvings(sc.model.training_window, sc.data.batch_interval):
             ch = f"model.training_window={format_duration_exact(w)}"
-            if works(ch):
-                out.append({"set": ch, "effect": f"a {format_duration(w)} window trains on fewer examples, "
-                                                 f"so each job is shorter"})
+            o = result(ch)
+            if o is not None:
+                out.append(fix(ch, f"a {format_duration(w)} window trains on fewer examples, so each job is shorter", o))
                 break
     else:
         field = binding
         cur = sc.data.label_delay if field == "data.label_delay" else sc.data.batch_interval
         for v in _halvings(cur, 1.0):
             ch = f"{field}={format_duration_exact(v)}"
-            if works(ch):
+            o = result(ch)
+            if o is not None:
                 what = "labels arrive" if field == "data.label_delay" else "labelled data lands"
-                out.append({"set": ch, "effect": f"{what} within {format_duration(v)}, so retrained models "
-                                                 f"are fresh enough"})
+                out.append(fix(ch, f"{what} within {format_duration(v)}", o))
                 break
     # accepting the loss the best runnable schedule achieves always makes the budget met
     need = math.ceil(best.accuracy_loss * 1000 + 1e-9) / 1000
     if need < 0.5:
         ch = f"slo.max_accuracy_loss={need:.3f}"
-        if works(ch):
-            out.append({"set": ch, "effect": f"accept the {best.accuracy_loss:.2%} loss of the best "
-                                             f"schedule as given"})
+        o = result(ch)
+        if o is not None:
+            out.append(fix(ch, "accept the loss of the best schedule as given", o))
     return out
 
 
