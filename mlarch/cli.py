@@ -131,6 +131,8 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
     from . import render
     from advisor import advise as run_advise
     from advisor import predict
+    if out_dir is not None and not simulate:
+        raise BadInput("--out: the comparison figure shows simulated figures; add --simulate")
     # advice is planned on each scenario as written; --horizon only changes the span simulated
     specs = [(s_, _load(s_, set_)) for s_ in scenarios]
     rows = []

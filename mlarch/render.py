@@ -93,32 +93,40 @@ def advice(console: Console, adv: dict, scenario) -> None:
 
 
 def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
-    """The course's use-case table, with numbers: one row per scenario."""
-    tab = Table(title="Use cases side by side" + (" (advisor, and simulated where shown)" if simulated else ""),
+    """The course's use-case table, with numbers: one column per scenario (and its simulated
+    figures beside it), one row per figure, so that it fits a 100-column terminal."""
+    tab = Table(title="Use cases side by side" + (" (advisor | simulated)" if simulated else ""),
                 title_justify="left")
-    for c in ("scenario", "cardinality", "peakedness", "half-life", "training", "serving",
-              "p99", "hit", "storage $/mo", "compute $/mo", "model age", "acc. loss"):
-        tab.add_column(c, justify="left" if c in ("scenario", "training", "serving") else "right")
+    tab.add_column("")
+    cols = []
     for r in rows:
         sc, adv = r["scenario_obj"], r["advice"]
         t, s, p = adv["training"], adv["serving"], r.get("predicted_span") or adv["predicted"]
+        a = adv["architecture"]
         every = f" {format_duration(t['retrain_every_s'])}" if t["retrain_every_s"] else ""
         card = "unbounded" if sc.traffic.cardinality is None else format_count(sc.traffic.cardinality)
-        a = adv["architecture"]
-        cells = [sc.name, card, f"s={sc.traffic.zipf_s:.2f}", format_duration(sc.data.concept_half_life),
-                 f"{t['decision']} ({a['training']}{every})",
-                 s["decision"] + (f" (top {format_count(s['cache_top_k'])})" if s["cache_top_k"] else ""),
-                 _ms(p["latency_p99_ms"]), f"{p['cache_hit_ratio']:.0%}",
-                 _usd(p["storage_usd_per_month"]), _usd(p["compute_usd_per_month"]),
-                 format_duration(p["mean_model_age_s"]), f"{p['accuracy_loss']:.2%}"]
-        tab.add_row(*cells)
+        rec = p["recurring_usd_per_month"]
+        cols.append((sc.name, [
+            card, f"{sc.traffic.zipf_s:.2f}", format_duration(sc.data.concept_half_life),
+            t["decision"] + (f" ({a['training']}{every})" if a["training"] != "static" else ""),
+            s["decision"] + (f" top {format_count(s['cache_top_k'])}" if s["cache_top_k"] else ""),
+            _ms(p["latency_p99_ms"]), f"{p['cache_hit_ratio']:.0%}",
+            _usd(p["one_off_usd"]["total"]), _usd(rec["total"]),
+            format_duration(p["mean_model_age_s"]), f"{p['accuracy_loss']:.2%}"]))
         sim = r.get("simulated")
         if sim:
-            tab.add_row("  simulated", "", "", "", "", "", _ms(sim["latency_ms"]["p99"]),
-                        f"{sim['cache_hit_ratio']:.0%}", _usd(sim["storage"]["usd_per_month"]),
-                        _usd(sim["cost_usd"]["recurring_usd_per_month"]["total"] - sim["storage"]["usd_per_month"]),
-                        format_duration(sim["staleness"]["model_age_s"]["mean"]),
-                        f"{sim['accuracy']['lost_to_staleness']:.2%}", style="dim")
+            srec = sim["cost_usd"]["recurring_usd_per_month"]
+            cols.append(("  simulated", ["", "", "", "", "", _ms(sim["latency_ms"]["p99"]),
+                                         f"{sim['cache_hit_ratio']:.0%}",
+                                         _usd(sim["cost_usd"]["one_off_usd"]["total"]), _usd(srec["total"]),
+                                         format_duration(sim["staleness"]["model_age_s"]["mean"]),
+                                         f"{sim['accuracy']['lost_to_staleness']:.2%}"]))
+    for name, _ in cols:
+        tab.add_column(name, justify="right", style="dim" if name.startswith("  ") else None)
+    labels = ["cardinality", "Zipf s", "concept half-life", "training", "serving", "p99 latency",
+              "cache hit ratio", "one-off $", "per month $", "mean model age", "accuracy lost"]
+    for i, label in enumerate(labels):
+        tab.add_row(label, *[c[1][i] for c in cols])
     console.print(tab)
 
 
