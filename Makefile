@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install selfcheck bench clean
+.PHONY: demo test fuzz install selfcheck bench clean
 
 $(BIN)/mlarch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# 10,000 fresh hostile inputs (mutated presets, --set values); prints the outcome counts
+FUZZ_EXAMPLES ?= 10000
+fuzz: install
+	MLARCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MLARCH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
 
 selfcheck: install
 	$(BIN)/mlarch selfcheck

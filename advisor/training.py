@@ -13,7 +13,7 @@ from scenarios.schema import Scenario
 from scenarios.units import format_duration
 
 from . import theory
-from .schedule import hit_ratio, period_s, train_job_s, window_examples
+from .schedule import hit_ratio, period_s, train_job_s
 from .staleness import fresh_accuracy, mean_age_and_accuracy
 
 

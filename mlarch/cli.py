@@ -15,7 +15,7 @@ from rich.console import Console
 
 from scenarios.errors import ScenarioError
 
-from .files import OutputError, atomic_write, check_parent, write_run
+from .files import OutputError, RunDir, atomic_write, check_dir_output, check_file_output, write_run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="mlarch: decide how to build a production ML system, and prove it by simulation.\n\n"
@@ -26,6 +26,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
                       help="Override a scenario field, e.g. --set traffic.rate=120/s (repeatable).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+ForceDirOpt = typer.Option(False, "--force", help="Replace a non-empty --out directory whole.")
 
 
 DEFAULT_REQUESTS = 2e7   # simulator.slices.DEFAULT_REQUEST_BUDGET, without importing the simulator
@@ -90,8 +91,9 @@ def init(file: Path = typer.Argument(..., help="Scenario file to write."),
     from scenarios import preset_names, preset_text
     if from_ not in preset_names():
         raise BadInput(f"--from {from_}: no such preset (presets: {', '.join(preset_names())})")
-    if file.exists() and not force:
+    if file.exists() and not file.is_dir() and not force:
         raise BadInput(f"{file}: already exists (use --force to overwrite)")
+    check_file_output(file, "")
     text = preset_text(from_)
     name = file.stem.lower().replace("_", "-")
     import re
@@ -126,13 +128,17 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
             seed: Optional[int] = typer.Option(None, "--seed", help="Simulation seed (default: each scenario's)."),
             horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span, e.g. 1d."),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="With --simulate: write a comparison figure here."),
+            force: bool = ForceDirOpt,
             json_: bool = JsonOpt):
     """One row per scenario, side by side: the course's use-case table, with numbers."""
     from . import render
     from advisor import advise as run_advise
     from advisor import predict
     if out_dir is not None and not simulate:
-        raise BadInput("--out: the comparison figure shows simulated figures; add --simulate")
+        raise BadInput(f"--out {out_dir}: the comparison figure needs --simulate")
+    _horizon_s(horizon)
+    if out_dir is not None:
+        check_dir_output(out_dir, "--out", force)    # before any simulation
     # advice is planned on each scenario as written; --horizon only changes the span simulated
     specs = [(s_, _load(s_, set_)) for s_ in scenarios]
     rows = []
@@ -150,9 +156,10 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
             r["predicted_span"] = predict(sc, r["design"], planning_horizon_s=planned.horizon).to_json()
         if out_dir is not None:
             from . import plots
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path = plots.compare_figure(rows, out_dir / "compare.png")
-            err.print(f"wrote {path}")
+            with RunDir(out_dir, "--out", force) as rd:
+                plots.compare_figure(rows, rd.tmp / "compare.png")
+                rd.commit()
+            err.print(f"wrote {out_dir / 'compare.png'}")
     if json_:
         docs = []
         for r in rows:
@@ -167,14 +174,19 @@ def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or p
 
 
 def _horizon_s(horizon: Optional[str]) -> Optional[float]:
-    """--horizon in seconds (None if not given); bad syntax is bad input."""
+    """--horizon in seconds (None if not given); bad syntax or range is bad input that names
+    --horizon (not the `--set horizon=` it becomes)."""
     if horizon is None:
         return None
-    from scenarios.units import parse_duration_s
+    from scenarios.schema import MAX_HORIZON_S
+    from scenarios.units import format_duration, parse_duration_s
     try:
-        return parse_duration_s(horizon)
+        h = parse_duration_s(horizon)
     except ValueError as e:
         raise BadInput(f"--horizon {horizon}: {e}") from None
+    if not 0 < h <= MAX_HORIZON_S:
+        raise BadInput(f"--horizon {horizon}: must be more than 0 and at most {format_duration(MAX_HORIZON_S)}")
+    return h
 
 
 def _horizon_set(horizon: Optional[str]) -> list[str]:
@@ -190,6 +202,7 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
              requests: Optional[float] = typer.Option(None, "--requests", min=1e3, max=1e10, metavar="N",
                                                       help="Requests to simulate when sampling the lifetime in slices (default 2e7)."),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, timeseries.csv, latency_hist.csv, events.json here."),
+             force: bool = ForceDirOpt,
              json_: bool = JsonOpt):
     """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
     synthetic traffic and report latency, cost, staleness and accuracy. The control plane covers
@@ -198,16 +211,17 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     from . import render
     from advisor import design_for, predict
     from .progress import simulate_with_bar
+    _horizon_s(horizon)
+    if out_dir is not None:
+        check_dir_output(out_dir, "--out", force)    # before any simulation
     # the design is planned on the scenario as written; --horizon only changes the span simulated
     planned = _load(scenario, set_)
     design = design_for(planned)
     sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise BadInput(f"--out {out_dir}: exists and is not a directory")
     budget = None if horizon is not None else (requests or DEFAULT_REQUESTS)
     result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon, request_budget=budget)
     if out_dir is not None:
-        for pth in write_run(out_dir, result):
+        for pth in write_run(out_dir, result, force=force):
             err.print(f"wrote {pth}")
     if json_:
         print(render.dumps(result.metrics))
@@ -261,8 +275,8 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
 
     from . import sweep as sw
     horizon_s = _horizon_s(horizon)
-    _load(scenario, (set_ or []) + _horizon_set(horizon))   # the horizon within the allowed range
-    check_parent(out_csv, "--out")
+    check_file_output(out_csv, "--out")    # before any simulation
+    _load(scenario, (set_ or []) + _horizon_set(horizon))
     names, runs = sw.plan(scenario, set_ or [], vary, seeds)
     err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)")
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -280,8 +294,10 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
 @guarded
 def plot(input_: Path = typer.Argument(..., metavar="INPUT", help="A `simulate --out` directory or a sweep CSV."),
          out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the PNGs (default: next to INPUT)."),
+         force: bool = ForceDirOpt,
          ):
     """Write PNG figures from a simulation run directory or a sweep CSV."""
+    from .files import RunDir
     if not input_.exists():
         raise BadInput(f"{input_}: no such file or directory")
     from . import plots
@@ -289,19 +305,31 @@ def plot(input_: Path = typer.Argument(..., metavar="INPUT", help="A `simulate -
         missing = [f for f in ("metrics.json", "timeseries.csv", "latency_hist.csv") if not (input_ / f).exists()]
         if missing:
             raise BadInput(f"{input_}: not a `mlarch simulate --out` directory (missing {', '.join(missing)})")
-        target = out_dir or input_
+        draw = lambda d: plots.run_figures(input_, d)   # noqa: E731
     else:
-        target = out_dir or (input_.parent / (input_.stem + "_plots"))
-    if target.exists() and not target.is_dir():
-        raise BadInput(f"--out {target}: exists and is not a directory")
-    target.mkdir(parents=True, exist_ok=True)
+        draw = lambda d: plots.sweep_figures(input_, d)   # noqa: E731
     try:
-        paths = plots.run_figures(input_, target) if input_.is_dir() else plots.sweep_figures(input_, target)
-    except (ValueError, KeyError, UnicodeDecodeError) as e:
+        if out_dir is None and input_.is_dir():
+            # next to the run's own files: each PNG replaced atomically, the run's files kept
+            paths = draw(input_)
+        else:
+            # a directory of figures, written whole; the default one (INPUT_plots) holds only
+            # figures from an earlier plot, so it is replaced without --force
+            target = out_dir or (input_.parent / (input_.stem + "_plots"))
+            if force and input_.resolve().is_relative_to(target.resolve()):
+                raise BadInput(f"--out {target}: contains INPUT {input_}; --force would delete it")
+            only_pngs = None if out_dir is not None else (
+                lambda d: all(p.is_file() and p.suffix == ".png" for p in d.iterdir()))
+            with RunDir(target, "--out", force, only_pngs) as rd:
+                paths = [target / p.name for p in draw(rd.tmp)]
+                rd.commit()
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
+        if isinstance(e, (OutputError, ScenarioError)):
+            raise
         raise BadInput(f"{input_}: cannot plot: {e}") from None
     except Exception as e:  # pandas parser errors and the like: bad input, not a crash
         if type(e).__module__.startswith("pandas"):
-            raise BadInput(f"{input_}: not a readable CSV: {e}") from None
+            raise BadInput(f"{input_}: not a CSV written by `mlarch sweep` (it does not parse as CSV)") from None
         raise
     for pth in paths:
         err.print(f"wrote {pth}")
@@ -316,7 +344,7 @@ def report(scenario: str = typer.Argument(..., help="Scenario YAML file or prese
     """Write one self-contained HTML page: the advice and its reasons, the simulated figures,
     and trade-off plots from a small sweep around the recommendation."""
     from . import report as rep
-    check_parent(output, "-o")
+    check_file_output(output, "-o")    # before any simulation
     _load(scenario, set_)   # bad input fails before any simulation
     with err.status("report: starting") as status:
         page = rep.build(scenario, set_ or [], progress=lambda msg: status.update(f"report: {msg}"), jobs=jobs)

@@ -3,6 +3,7 @@
 Every axis carries its unit and every title says what to look for."""
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from scenarios.accounting import MONTH_S  # noqa: E402
+from scenarios.loader import read_regular_file  # noqa: E402
+
+MAX_INPUT_BYTES = 500_000_000   # a sweep CSV of a million rows; nothing mlarch writes is larger
+
+
+def _read(path: Path) -> io.BytesIO:
+    """An input file's bytes: regular files only, capped (a FIFO or /dev/zero is refused)."""
+    return io.BytesIO(read_regular_file(path, MAX_INPUT_BYTES, "file written by mlarch"))
 
 PATH_COLORS = {"table": "#2a9d8f", "model": "#e76f51", "fallback": "#6c757d", "all": "#264653"}
 KIND_COLORS = {"static": "#2a9d8f", "hybrid": "#e9c46a", "dynamic": "#e76f51"}
@@ -33,10 +42,10 @@ def _save(fig, path: Path) -> Path:
 
 def run_figures(run_dir: Path, out_dir: Path) -> list[Path]:
     """Latency CDF by path, accuracy and model age over time, cost breakdown."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    ts = pd.read_csv(run_dir / "timeseries.csv")
-    hist = pd.read_csv(run_dir / "latency_hist.csv")
-    events = json.loads((run_dir / "events.json").read_text()) if (run_dir / "events.json").exists() else []
+    metrics = json.loads(_read(run_dir / "metrics.json").getvalue())
+    ts = pd.read_csv(_read(run_dir / "timeseries.csv"))
+    hist = pd.read_csv(_read(run_dir / "latency_hist.csv"))
+    events = json.loads(_read(run_dir / "events.json").getvalue()) if (run_dir / "events.json").exists() else []
     return [latency_cdf(metrics, hist, out_dir / "latency_cdf.png"),
             accuracy_over_time(metrics, ts, events, out_dir / "accuracy_age.png"),
             cost_breakdown(metrics, out_dir / "cost_breakdown.png")]
@@ -52,8 +61,9 @@ def latency_cdf(metrics: dict, hist: pd.DataFrame, path: Path, slo_ms: float | N
                 color=PATH_COLORS.get(name), lw=2.2 if name == "all" else 1.4)
     p99 = metrics["latency_ms"]["p99"]
     ax.axhline(0.99, color="grey", ls=":", lw=1)
-    ax.axvline(p99, color=PATH_COLORS["all"], ls="--", lw=1)
-    ax.annotate(f"overall p99 {p99:.1f} ms", (p99, 0.5), rotation=90, va="center", ha="right", fontsize=8)
+    if p99 is not None:   # null when the run had no requests
+        ax.axvline(p99, color=PATH_COLORS["all"], ls="--", lw=1)
+        ax.annotate(f"overall p99 {p99:.1f} ms", (p99, 0.5), rotation=90, va="center", ha="right", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("latency: queue wait + service, or table lookup (ms, log scale)")
     ax.set_ylabel("share of requests at or below")
@@ -129,10 +139,10 @@ def _per_month(df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def sweep_figures(csv: Path, out_dir: Path) -> list[Path]:
-    df = pd.read_csv(csv)
+    df = pd.read_csv(_read(csv))
     varied = varied_columns(df)
     if not varied or "latency_ms_p99" not in df:
-        raise ValueError(f"{csv}: not a sweep CSV from `mlarch sweep` (no seed or metric columns)")
+        raise ValueError("not a sweep CSV from `mlarch sweep` (no seed or metric columns)")
     out = []
     serving_axes = [v for v in varied if v.startswith("architecture.cache_top_k") or v in
                     ("architecture", "architecture.serving", "traffic.peakedness", "traffic.peakedness.zipf_s")]

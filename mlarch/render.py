@@ -31,8 +31,19 @@ def _ms(x) -> str:
     return "inf" if x is None or not math.isfinite(x) else f"{x:,.1f} ms"
 
 
+def _f(x, spec: str, suffix: str = "") -> str:
+    """Format a number, or '-' for a figure that is undefined (null, NaN or infinite)."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    return format(x, spec) + suffix
+
+
+def _dur(x) -> str:
+    return "-" if x is None or not math.isfinite(x) else format_duration(x)
+
+
 def _usd(x) -> str:
-    return f"${x:,.2f}"
+    return "-" if x is None or not math.isfinite(x) else f"${x:,.2f}"
 
 
 def _replicas(n: int) -> str:
@@ -116,11 +127,11 @@ def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
         sim = r.get("simulated")
         if sim:
             srec = sim["cost_usd"]["recurring_usd_per_month"]
-            cols.append(("  simulated", ["", "", "", "", "", _ms(sim["latency_ms"]["p99"]),
-                                         f"{sim['cache_hit_ratio']:.0%}",
+            cols.append(("  simulated", ["", "", "", "", "", _f(sim["latency_ms"]["p99"], ",.1f", " ms"),
+                                         _f(sim["cache_hit_ratio"], ".0%"),
                                          _usd(sim["cost_usd"]["one_off_usd"]["total"]), _usd(srec["total"]),
-                                         format_duration(sim["staleness"]["model_age_s"]["mean"]),
-                                         f"{sim['accuracy']['lost_to_staleness']:.2%}"]))
+                                         _dur(sim["staleness"]["model_age_s"]["mean"]),
+                                         _f(sim["accuracy"]["lost_to_staleness"], ".2%")]))
     for name, _ in cols:
         tab.add_column(name, justify="right", style="dim" if name.startswith("  ") else None)
     labels = ["cardinality", "Zipf s", "concept half-life", "training", "serving", "p99 latency",
@@ -155,18 +166,19 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
     age = m["staleness"]["model_age_s"]
     rows = [
         ("requests", f"{m['requests']:,}", ""),
-        ("latency p50 / p95", f"{lat['p50']:.1f} / {lat['p95']:.1f} ms", ""),
-        ("latency p99", _ms(lat["p99"]), _ms(p.get("latency_p99_ms"))),
-        ("latency p99.9 / max", f"{lat['p999']:.1f} / {lat['max']:.1f} ms", ""),
+        ("latency p50 / p95", f"{_f(lat['p50'], '.1f')} / {_f(lat['p95'], '.1f')} ms", ""),
+        ("latency p99", _f(lat["p99"], ",.1f", " ms"), _ms(p.get("latency_p99_ms"))),
+        ("latency p99.9 / max", f"{_f(lat['p999'], '.1f')} / {_f(lat['max'], '.1f')} ms", ""),
     ]
     for path, h in m["latency_ms_by_path"].items():
-        rows.append((f"  {path} path p50 / p99", f"{h['p50']:.1f} / {h['p99']:.1f} ms", ""))
+        rows.append((f"  {path} path p50 / p99", f"{_f(h['p50'], '.1f')} / {_f(h['p99'], '.1f')} ms", ""))
+    qw = m["queue_wait_ms"]
     rows += [
-        ("queue wait mean / p99", f"{m['queue_wait_ms']['mean']:.2f} / {m['queue_wait_ms']['p99']:.1f} ms", ""),
-        ("requests that queued (model path)", f"{m['waited_fraction']:.1%}", ""),
-        ("SLO violations", f"{m['slo_violation_fraction']:.2%}", ""),
-        ("cache hit ratio", f"{m['cache_hit_ratio']:.1%}",
-         f"{p['cache_hit_ratio']:.1%}" if p else ""),
+        ("queue wait mean / p99", f"{_f(qw['mean'], '.2f')} / {_f(qw['p99'], '.1f')} ms", ""),
+        ("requests that queued (model path)", _f(m["waited_fraction"], ".1%"), ""),
+        ("SLO violations", _f(m["slo_violation_fraction"], ".2%"), ""),
+        ("cache hit ratio", _f(m["cache_hit_ratio"], ".1%"),
+         _f(p["cache_hit_ratio"], ".1%") if p else ""),
         ("table size", format_bytes(m["storage"]["table_bytes"]), format_bytes(p["table_bytes"]) if p else ""),
         ("storage", _usd(m["storage"]["usd_per_month"]) + "/month",
          _usd(p["storage_usd_per_month"]) + "/month" if p else ""),
@@ -183,13 +195,12 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
         ("per month: total", _usd(rec["total"]), _usd(prec["total"]) if prec else ""),
         ("total over the lifetime", _usd(m["cost_usd"]["total_usd_over_horizon"]),
          _usd(p["total_usd_over_horizon"]) if p else ""),
-        ("model age mean / p95 / max", f"{format_duration(age['mean'])} / {format_duration(age['p95'])} / "
-                                       f"{format_duration(age['max'])}",
-         format_duration(p["mean_model_age_s"]) if p else ""),
-        ("accuracy served (fresh model)", f"{acc['served']:.2%} ({acc['fresh_model']:.2%})",
-         f"{p['served_accuracy']:.2%} ({p['fresh_accuracy']:.2%})" if p else ""),
-        ("accuracy lost to staleness", f"{acc['lost_to_staleness']:.2%}",
-         f"{p['accuracy_loss']:.2%}" if p else ""),
+        ("model age mean / p95 / max", f"{_dur(age['mean'])} / {_dur(age['p95'])} / {_dur(age['max'])}",
+         _dur(p["mean_model_age_s"]) if p else ""),
+        ("accuracy served (fresh model)", f"{_f(acc['served'], '.2%')} ({_f(acc['fresh_model'], '.2%')})",
+         f"{_f(p['served_accuracy'], '.2%')} ({_f(p['fresh_accuracy'], '.2%')})" if p else ""),
+        ("accuracy lost to staleness", _f(acc["lost_to_staleness"], ".2%"),
+         _f(p["accuracy_loss"], ".2%") if p else ""),
     ]
     v, t = m["validation"], m["training"]
     kinds = ", ".join(f"{k2} {c}" for k2, c in sorted(v["by_kind"].items())) or "none"
@@ -202,6 +213,8 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
     for r in rows:
         tab.add_row(*r)
     console.print(tab)
+    for note in m.get("notes", []):
+        console.print(f"note: {note}", markup=False)
 
 
 def _num(x: float, unit: str) -> str:

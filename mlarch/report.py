@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import tempfile
 from pathlib import Path
 
@@ -77,16 +78,19 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
         rows = sw.run_grid(scenario, sets, runs, jobs=jobs, horizon_s=min(REPORT_SWEEP_SPAN_S, sc.horizon))
         pd.DataFrame(rows).to_csv(tmp / "cache.csv", index=False)
         cache_fig = plots.storage_vs_latency(pd.read_csv(tmp / "cache.csv"), tmp / "cache.png")
-        step("sweeping retrain intervals")
         grid = retrain_grid(sc, d.retrain_every_s)
-        low = list(sets) + [f"traffic.rate={REPORT_LOW_RATE}", "architecture.training=periodic"]
-        names, runs = sw.plan(scenario, low, [f"architecture.retrain_every={','.join(grid)}"], 1)
-        rows = sw.run_grid(scenario, low, runs, jobs=jobs)
-        static_row = sw.run_one(scenario, tuple(list(sets) + [f"traffic.rate={REPORT_LOW_RATE}"]),
-                                sw.Run((("architecture.training", "static"),), sc.seed))
-        df = pd.DataFrame(rows + [static_row])
-        df.to_csv(tmp / "retrain.csv", index=False)
-        retrain_fig = plots.accuracy_vs_retrain(pd.read_csv(tmp / "retrain.csv"), tmp / "retrain.png")
+        if grid:
+            step("sweeping retrain intervals")
+            low = list(sets) + [f"traffic.rate={REPORT_LOW_RATE}", "architecture.training=periodic"]
+            names, runs = sw.plan(scenario, low, [f"architecture.retrain_every={','.join(grid)}"], 1)
+            rows = sw.run_grid(scenario, low, runs, jobs=jobs)
+            static_row = sw.run_one(scenario, tuple(list(sets) + [f"traffic.rate={REPORT_LOW_RATE}"]),
+                                    sw.Run((("architecture.training", "static"),), sc.seed))
+            df = pd.DataFrame(rows + [static_row])
+            df.to_csv(tmp / "retrain.csv", index=False)
+            retrain_fig = plots.accuracy_vs_retrain(pd.read_csv(tmp / "retrain.csv"), tmp / "retrain.png")
+        else:
+            retrain_fig = None   # said so on the page, not an error about a --vary nobody passed
         figs = {
             "latency": _img(run_figs[0], "Latency distribution by serving path (simulated)"),
             "accuracy": _img(run_figs[1], "Served accuracy and model age over the simulated horizon"),
@@ -94,9 +98,18 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
             "cache": _img(cache_fig, "Trade-off: precomputed keys vs latency and cost "
                                      f"({format_duration(min(REPORT_SWEEP_SPAN_S, sc.horizon))} runs at the full rate)"),
             "retrain": _img(retrain_fig, "Trade-off: retrain interval vs accuracy lost and training cost "
-                                         f"(full horizon at {REPORT_LOW_RATE})"),
+                                         f"(full horizon at {REPORT_LOW_RATE})") if retrain_fig else
+            '<p class="note">No retrain-interval trade-off: a periodic job retrains at most once per data '
+            f"batch, and data.batch_interval ({html.escape(format_duration(sc.data.batch_interval))}) leaves "
+            f"no whole-batch interval shorter than the horizon ({html.escape(format_duration(sc.horizon))}), "
+            "so the sweep was skipped.</p>",
         }
     return _page(sc, adv.to_json(), m, predict(sc, d).to_json(), figs)  # same span as simulated
+
+
+def _fmt(x, spec: str, suffix: str = "", prefix: str = "") -> str:
+    """A figure, or '-' when it is undefined (null: e.g. no requests in the run)."""
+    return "-" if x is None or not math.isfinite(x) else prefix + format(x, spec) + suffix
 
 
 def _row(*cells, head=False) -> str:
@@ -121,17 +134,18 @@ def _page(sc: Scenario, adv: dict, m: dict, p: dict, figs: dict) -> str:
         ("accuracy budget", f"≤ {sc.slo.max_accuracy_loss:.1%} lost to staleness"),
     ]
     lat, acc = m["latency_ms"], m["accuracy"]
+    f, dur = _fmt, (lambda x: "-" if x is None or not math.isfinite(x) else format_duration(x))  # noqa: E731
     compare = [
-        ("p99 latency", f"{p['latency_p99_ms']:.1f} ms", f"{lat['p99']:.1f} ms"),
-        ("cache hit ratio", f"{p['cache_hit_ratio']:.1%}", f"{m['cache_hit_ratio']:.1%}"),
+        ("p99 latency", f(p["latency_p99_ms"], ".1f", " ms"), f(lat["p99"], ".1f", " ms")),
+        ("cache hit ratio", f(p["cache_hit_ratio"], ".1%"), f(m["cache_hit_ratio"], ".1%")),
         ("table size", format_bytes(p["table_bytes"]), format_bytes(m["storage"]["table_bytes"])),
-        ("storage", f"${p['storage_usd_per_month']:,.2f}/month", f"${m['storage']['usd_per_month']:,.2f}/month"),
-        ("total cost", f"${p['cost_usd_per_month']:,.2f}/month", f"${m['cost_usd_per_month']:,.2f}/month"),
-        ("mean model age", format_duration(p["mean_model_age_s"]),
-         format_duration(m["staleness"]["model_age_s"]["mean"])),
-        ("accuracy served", f"{p['served_accuracy']:.2%}", f"{acc['served']:.2%}"),
-        ("accuracy lost to staleness", f"{p['accuracy_loss']:.2%}", f"{acc['lost_to_staleness']:.2%}"),
-        ("requests over the SLO", "", f"{m['slo_violation_fraction']:.2%}"),
+        ("storage", f(p["storage_usd_per_month"], ",.2f", "/month", "$"),
+         f(m["storage"]["usd_per_month"], ",.2f", "/month", "$")),
+        ("total cost", f(p["cost_usd_per_month"], ",.2f", "/month", "$"), f(m["cost_usd_per_month"], ",.2f", "/month", "$")),
+        ("mean model age", dur(p["mean_model_age_s"]), dur(m["staleness"]["model_age_s"]["mean"])),
+        ("accuracy served", f(p["served_accuracy"], ".2%"), f(acc["served"], ".2%")),
+        ("accuracy lost to staleness", f(p["accuracy_loss"], ".2%"), f(acc["lost_to_staleness"], ".2%")),
+        ("requests over the SLO", "", f(m["slo_violation_fraction"], ".2%")),
         ("data batches quarantined", "", f"{m['validation']['quarantined']} of {m['validation']['batches']}"),
         ("training runs / deployed / rejected", "",
          f"{m['training']['runs']} / {m['training']['deployed']} / {m['training']['rejected_by_gate']}"),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from .schema import Scenario
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 20_000  # after alias expansion: stops "billion laughs" documents
+MAX_DEPTH = 32      # nesting of mappings and lists: a scenario is 4 deep; PyYAML recurses per level
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {"str", "int", "float", "bool", "null"}
 
@@ -79,9 +82,26 @@ class _Walker:
         return value
 
 
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing (PyYAML's composer recurses once
+    per level, so a 2 KB file nested 1,000 deep would otherwise end in RecursionError).
+    The event parser is iterative, so this pass is safe at any depth."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ScenarioError(source, ev.start_mark.line + 1, None,
+                                    f"nested more than {MAX_DEPTH} levels deep; scenario files are "
+                                    "a few levels of sections")
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def parse_yaml_text(text: str, source: str) -> tuple[dict, dict]:
     """YAML text -> (mapping, {field path: line}). Raises ScenarioError."""
     try:
+        _check_depth(text, source)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -98,22 +118,48 @@ def parse_yaml_text(text: str, source: str) -> tuple[dict, dict]:
     return data, walker.lines
 
 
-def read_text(path: Path) -> str:
-    """Read a scenario file as UTF-8 text, refusing huge, binary or unreadable files."""
+def read_regular_file(path: Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most max_bytes, or ScenarioError naming the path.
+
+    Opened with O_NONBLOCK so a FIFO cannot block, checked with fstat on the open descriptor
+    (so a symlink swapped after a check cannot fool it), and read to at most max_bytes + 1
+    bytes whatever stat says (/proc files and devices report sizes that are not true)."""
     src = str(path)
     try:
-        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise ScenarioError(src, None, None, f"is a directory, not a {what}") from None
     except OSError as e:
         raise ScenarioError(src, None, None, f"cannot read: {e.strerror or e}") from None
-    if path.is_dir():
-        raise ScenarioError(src, None, None, "is a directory, not a scenario file")
-    if size > MAX_FILE_BYTES:
-        raise ScenarioError(src, None, None, f"file is {size} bytes; scenario files are at most "
-                                             f"{MAX_FILE_BYTES} bytes")
     try:
-        raw = path.read_bytes()
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ScenarioError(src, None, None, f"is a directory, not a {what}")
+        if not stat.S_ISREG(mode):
+            raise ScenarioError(src, None, None, f"is not a regular file (a device, FIFO or socket); "
+                                                 f"give a {what}")
+        os.set_blocking(fd, True)
+        chunks, left = [], max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
     except OSError as e:
         raise ScenarioError(src, None, None, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    raw = b"".join(chunks)
+    if len(raw) > max_bytes:
+        raise ScenarioError(src, None, None, f"is larger than {max_bytes:,} bytes; a {what} is smaller")
+    return raw
+
+
+def read_text(path: Path) -> str:
+    """Read a scenario file as UTF-8 text, refusing huge, binary, special or unreadable files."""
+    src = str(path)
+    raw = read_regular_file(path, MAX_FILE_BYTES, "scenario file")
     if b"\x00" in raw:
         raise ScenarioError(src, None, None, "binary file (contains NUL bytes), not YAML")
     try:
@@ -153,8 +199,15 @@ def parse_override(text: str) -> tuple[tuple, object]:
     for p in key.strip().split("."):
         if not p:
             raise ScenarioError(src, None, None, f"bad field path {key!r}")
-        parts.append(int(p) if p.isdigit() else p)
-    data, _ = parse_yaml_text(f"v: {raw}" if raw.strip() else "v: ''", src)
+        parts.append(int(p) if p.isascii() and p.isdigit() else p)
+    try:
+        data, _ = parse_yaml_text(f"v: {raw}" if raw.strip() else "v: ''", src)
+    except ScenarioError as e:
+        # the value is parsed under a wrapper key `v`: name the user's field instead
+        field = e.field
+        if field and (field == "v" or field.startswith(("v.", "v["))):
+            field = _fmt_path(tuple(parts)) + field[1:]
+        raise ScenarioError(src, None, field or _fmt_path(tuple(parts)), e.message) from None
     return tuple(parts), data["v"]
 
 
@@ -180,28 +233,99 @@ def _apply(data: dict, path: tuple, value, src: str):
 
 # --------------------------------------------------------------- validation
 
-def _known_fields(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
+def _members(ann) -> list:
+    """The pydantic model classes an annotation may hold (through Optional, Union, Annotated)."""
+    out, todo = [], [ann]
+    while todo:
+        a = todo.pop(0)
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            out.append(a)
+        todo += list(getattr(a, "__args__", ()) or ())
+        if hasattr(a, "__origin__") and hasattr(a, "__metadata__"):
+            todo.append(a.__origin__)
+    return out
 
 
-def _model_at(path: tuple):
-    """The pydantic model class that owns the field at path[:-1], if any (for suggestions)."""
-    model = Scenario
-    for p in path[:-1]:
+def _pick(models: list, value):
+    """The member of a (discriminated) union that `value` selects, else the first."""
+    if isinstance(value, dict) and "distribution" in value:
+        for m in models:
+            f = m.model_fields.get("distribution")
+            if f is not None and value["distribution"] in getattr(f.annotation, "__args__", ()):
+                return m
+    return models[0] if models else None
+
+
+def _walk_schema(path: tuple, data):
+    """(model owning the last field of path, its FieldInfo or None), following `data` to
+    choose union members; (None, None) when the path leaves the schema."""
+    model, cur, info = Scenario, data, None
+    for i, p in enumerate(path):
         if isinstance(p, int):
+            cur = cur[p] if isinstance(cur, list) and p < len(cur) else None
             continue
-        field = model.model_fields.get(p)
-        if field is None:
-            return None
-        ann = field.annotation
-        cands = [ann] + list(getattr(ann, "__args__", ()))
-        for a in list(cands):
-            cands += list(getattr(a, "__args__", ()))
-        nxt = next((c for c in cands if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            return None
-        model = nxt
+        if model is None or p not in model.model_fields:
+            return model, None
+        info = model.model_fields[p]
+        cur = cur.get(p) if isinstance(cur, dict) else None
+        if i < len(path) - 1:
+            model = _pick(_members(info.annotation), cur if not isinstance(cur, list) else (
+                cur[path[i + 1]] if isinstance(path[i + 1], int) and path[i + 1] < len(cur) else None))
+    return model, info
+
+
+def _model_at(path: tuple, data=None):
+    """The pydantic model class that owns the field at path[-1], if any (for suggestions)."""
+    model, _ = _walk_schema(tuple(path[:-1]) + ("__none__",), data)
     return model
+
+
+def _value_at(data, path: tuple):
+    cur = data
+    for p in path:
+        if isinstance(cur, dict) and p in cur:
+            cur = cur[p]
+        elif isinstance(cur, list) and isinstance(p, int) and p < len(cur):
+            cur = cur[p]
+        else:
+            return None
+    return cur
+
+
+def _unit_kind(info) -> str | None:
+    """'duration', 'rate', 'size' or 'fraction' for fields written with units, else None."""
+    from . import schema, units
+    kinds = {units.parse_duration_s: "duration", schema._duration: "duration", schema._half_life: "duration",
+             units.parse_rate_per_s: "rate", units.parse_size_bytes: "size", units.parse_fraction: "fraction"}
+    todo = list(getattr(info, "metadata", ())) + [getattr(info, "annotation", None)]
+    while todo:
+        a = todo.pop()
+        func = getattr(a, "func", None)
+        if func in kinds:
+            return kinds[func]
+        todo += list(getattr(a, "__metadata__", ()) or ()) + list(getattr(a, "__args__", ()) or ())
+    return None
+
+
+def _in_units(x: float, kind: str | None) -> str:
+    from . import units
+    if kind == "duration" and x > 0:
+        return units.format_duration(x)
+    if kind == "rate" and x > 0:
+        return f"{x:g}/s"
+    if kind == "size" and x > 0:
+        return units.format_bytes(x).replace(" ", "")
+    return f"{x:g}"
+
+
+_BOUNDS = {"greater_than": ("gt", "more than"), "greater_than_equal": ("ge", "at least"),
+           "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
+_TYPES = {"int_parsing": "expected a whole number", "int_from_float": "expected a whole number",
+          "int_type": "expected a whole number", "float_parsing": "expected a number",
+          "float_type": "expected a number", "string_type": "expected text",
+          "tuple_type": "expected a list", "list_type": "expected a list",
+          "bool_parsing": "expected true or false", "bool_type": "expected true or false"}
+_DIST_EXAMPLE = "{distribution: lognormal, median: 20ms, p99: 80ms} or {distribution: deterministic, value: 5ms}"
 
 
 def validate(data: dict, lines: dict, source: str, overrides: dict | None = None) -> Scenario:
@@ -215,17 +339,18 @@ def validate(data: dict, lines: dict, source: str, overrides: dict | None = None
         # an unknown key usually explains a "missing" one (a typo), so report it first
         err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         loc = tuple(err["loc"])
-        # keep the part of loc that is a real path into the data (drop union/tag names)
+        # keep the part of loc that is a real path into the data; union member and tag names
+        # (e.g. 'lognormal' in model.inference_time.lognormal.median) are not the user's
         path, cur = [], data
-        for p in loc:
+        for i, p in enumerate(loc):
             if isinstance(cur, dict) and p in cur:
                 path.append(p); cur = cur[p]
             elif isinstance(cur, list) and isinstance(p, int) and p < len(cur):
                 path.append(p); cur = cur[p]
-            elif err["type"] == "extra_forbidden" or err["type"] == "missing":
-                path.append(p); break
+            elif i == len(loc) - 1 and err["type"] in ("extra_forbidden", "missing"):
+                path.append(p)
         path = tuple(path)
-        msg = _message(err, path)
+        msg = _message(err, path, data)
         # model-level checks name the offending field first ("architecture.serving: ..."):
         # move that into the path so the line number points at it
         m = re.match(r"^([a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*): (.*)$", msg)
@@ -243,24 +368,50 @@ def validate(data: dict, lines: dict, source: str, overrides: dict | None = None
         raise ScenarioError(source, line, _fmt_path(path) if path else None, msg) from None
 
 
-def _message(err: dict, path: tuple) -> str:
+def _message(err: dict, path: tuple, data=None) -> str:
+    """The user's version of a pydantic error: their field and value, their units, no class names."""
     typ, msg = err["type"], err["msg"]
+    raw = _value_at(data, path) if path else None
+    got = f" (got {raw!r})" if raw is not None and not isinstance(raw, (dict, list)) else ""
     if typ == "extra_forbidden":
-        model = _model_at(path)
-        known = _known_fields(model) if model else []
+        model = _model_at(path, data)
+        known = list(model.model_fields) if model else []
+        if model is not None and "distribution" in known:
+            keys = [k for k in known if k != "distribution"]
+            tag = (_value_at(data, path[:-1]) or {}).get("distribution")
+            return (f"unknown key {path[-1]!r} for distribution: {tag} (its keys: {', '.join(keys)}); "
+                    f"to change the distribution give the whole field, e.g. {_DIST_EXAMPLE}")
         close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else (
             f"; valid keys here: {', '.join(known)}" if known else "")
         return f"unknown key {path[-1]!r}{hint}"
     if typ == "missing":
         return "required field is missing"
-    if typ == "union_tag_invalid" or typ == "union_tag_not_found":
+    if typ in ("union_tag_invalid", "union_tag_not_found"):
         return "distribution must be one of lognormal, exponential, deterministic"
+    if typ in _BOUNDS:
+        key, words = _BOUNDS[typ]
+        limit = (err.get("ctx") or {}).get(key)
+        if isinstance(limit, (int, float)):
+            _, info = _walk_schema(path, data)
+            return f"must be {words} {_in_units(float(limit), _unit_kind(info))}{got}"
+    if typ in ("model_type", "model_attributes_type", "dict_type", "dataclass_type"):
+        _, info = _walk_schema(path, data) if path and not isinstance(path[-1], int) else (None, None)
+        members = _members(info.annotation) if info is not None else []
+        if path and isinstance(path[-1], int):   # an item of a list of sections (data.faults)
+            members = _members(_walk_schema(path[:-1], data)[1].annotation) if _walk_schema(path[:-1], data)[1] else []
+        if any("distribution" in m.model_fields for m in members):
+            return f"expected a time distribution such as {_DIST_EXAMPLE}{got}"
+        keys = list(members[0].model_fields) if members else []
+        return "expected a section of fields" + (f" ({', '.join(keys)})" if keys else "") + got
+    if typ in _TYPES:
+        return _TYPES[typ] + got
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
-    if "input" in err and typ not in ("value_error",) and not isinstance(err["input"], (dict, list)):
-        msg += f" (got {err['input']!r})"
+    msg = re.sub(r" or instance of \w+", "", msg)
+    if typ not in ("value_error",) and got:
+        msg += got
     return msg
 
 

@@ -27,6 +27,11 @@ def _norm_ppf(p: float) -> float:
     return _NORMAL.inv_cdf(p)
 
 MAX_HORIZON_S = 366 * 86400.0
+# Smallest meaningful values of durations that divide time into events or scale rates: below
+# them a value is a typo (5e-324) that would overflow a count of events or divide by ~zero.
+MIN_INTERVAL_S = 1.0          # data.batch_interval, architecture.retrain_every, model.training_window
+MIN_HALF_LIFE_S = 1.0         # data.concept_half_life
+MIN_SERVICE_S = 1e-6          # a time distribution's median or mean: one microsecond
 MAX_RATE_PER_S = 1e7
 MAX_CARDINALITY = 10**18
 Z99 = 2.3263478740408408  # standard normal 0.99 quantile
@@ -80,7 +85,7 @@ class Frozen(BaseModel):
 class Lognormal(Frozen):
     """Lognormal time given by its median and 99th percentile."""
     distribution: Literal["lognormal"]
-    median: Duration = Field(gt=0)
+    median: Duration = Field(ge=MIN_SERVICE_S)
     p99: Duration
 
     @model_validator(mode="after")
@@ -122,7 +127,7 @@ class Lognormal(Frozen):
 class Exponential(Frozen):
     """Exponential time given by its mean."""
     distribution: Literal["exponential"]
-    mean: Duration = Field(gt=0)
+    mean: Duration = Field(ge=MIN_SERVICE_S)
 
     @property
     def mean_s(self) -> float:
@@ -256,11 +261,11 @@ class Fault(Frozen):
 
 class Data(Frozen):
     velocity: Rate = Field(gt=0, le=MAX_RATE_PER_S)
-    concept_half_life: HalfLife = Field(gt=0)
+    concept_half_life: HalfLife = Field(ge=MIN_HALF_LIFE_S)
     label_delay: Duration = 0.0
     label_noise: Fraction = Field(default=0.0, lt=0.5)
     features: int = Field(default=16, ge=2, le=1024)
-    batch_interval: Duration = Field(default=3600.0, gt=0)
+    batch_interval: Duration = Field(default=3600.0, ge=MIN_INTERVAL_S)
     faults: tuple[Fault, ...] = ()
 
     @model_validator(mode="after")
@@ -288,7 +293,7 @@ class TrainTime(Frozen):
 class Model(Frozen):
     inference_time: Distribution
     train_time: TrainTime = TrainTime()
-    training_window: Duration = Field(default=7 * 86400.0, gt=0)
+    training_window: Duration = Field(default=7 * 86400.0, ge=MIN_INTERVAL_S)
     prediction_bytes: Size = Field(default=64.0, gt=0, le=1e6)
     trainers: int = Field(default=1, ge=1, le=4096)   # data-parallel training workers (1 vCPU each)
 
@@ -313,7 +318,7 @@ class Costs(Frozen):
 
 class Architecture(Frozen):
     training: Literal["static", "periodic", "continuous"] | None = None
-    retrain_every: Duration | None = Field(default=None, gt=0)
+    retrain_every: Duration | None = Field(default=None, ge=MIN_INTERVAL_S)
     serving: Literal["static", "dynamic", "hybrid"] | None = None
     cache_top_k: Count | None = Field(default=None, ge=1)
 
@@ -353,6 +358,11 @@ class Scenario(Frozen):
     @model_validator(mode="after")
     def _cross(self):
         arch, n = self.architecture, self.traffic.cardinality
+        if arch.retrain_every is not None and arch.retrain_every < self.data.batch_interval:
+            raise ValueError(f"architecture.retrain_every: {units.format_duration(arch.retrain_every)} is "
+                             f"shorter than data.batch_interval ({units.format_duration(self.data.batch_interval)}); "
+                             "a periodic job trains when a batch has arrived, so retrain at most once per "
+                             "batch (or use training: continuous)")
         if arch.serving == "static" and n is None:
             raise ValueError("architecture.serving: static serving needs a finite "
                              "traffic.cardinality (a table cannot hold unbounded inputs)")

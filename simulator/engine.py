@@ -28,22 +28,115 @@ from .serve import Table, batch_predict
 from .traffic import Concept, KeyFeatures, zipf_for
 from .train import Model, Stats, fit
 from .slices import DEFAULT_REQUEST_BUDGET, SlicePlan, plan_slices
-from .window import DataPlane
+from .window import CHUNK_REQUESTS, DataPlane
 HOLDOUT_SHARE = 0.2
 MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
 MAX_TABLE_KEYS = 200_000_000   # 200 MB of predictions, about a minute per fill
+# The control plane's budget. Work other than serving requests (data batches generated,
+# validated and summarised, training fits, table fills, data-plane windows) is estimated
+# from counts before the run and refused above this many seconds or bytes, so an accepted
+# scenario finishes in (requests / 2M/s) + about CONTROL_BUDGET_S on a 2-core machine.
+CONTROL_BUDGET_S = 30.0
+MAX_CONTROL_BYTES = 1.5e9      # stored batch statistics and the largest batch in memory
+# seconds per unit on the reference machine (measured with benchmarks; deliberately rounded up)
+S_PER_BATCH = 2e-3             # fixed cost of one data batch: draw, validate, summarise
+S_PER_ROW_VALUE = 4e-9         # per materialised example value (rows x (features + 3))
+S_PER_GRAM_FLOP = 3e-10           # rows x features² for a batch's sufficient statistics (BLAS)
+S_PER_WINDOW = 6e-3            # one data-plane window: the concept projected on the feature tables
+S_PER_FIT_STAT = 1e-5          # one batch's statistics summed into a fit (plus features² each)
+S_PER_KEY_FILL = 1e-8          # one key of a table fill, per feature
+BYTES_PER_STAT = 600           # a stored batch summary beyond its features² float64s
 
 
 RUN_ROWS = 5_000_000      # rows materialised over all batches of a run, at most (about 15 s)
 MIN_BATCH_ROWS = 2_000
 
 
+def batch_rows(horizon_s: float, batch_interval_s: float) -> int:
+    """Rows materialised per arriving batch: all of them up to MAX_ROWS, fewer when a long
+    lifetime brings thousands of batches (each row is weighted to stand for the rest)."""
+    return int(min(MAX_ROWS, max(MIN_BATCH_ROWS, RUN_ROWS / max(1.0, horizon_s / batch_interval_s))))
+
+
 class TooLarge(ValueError):
     """The run would not finish in reasonable time or memory; the message says why."""
 
 
+def _report_ticks(horizon_s: float) -> float:
+    return horizon_s / report_interval_s(horizon_s)
+
+
+def control_cost(sc: Scenario, design: Design, horizon_s: float, recorded_s: float | None = None) -> dict:
+    """Counts of control-plane work for a run and the time and bytes they imply (estimates).
+
+    Keys: batches (history + run), rows (materialised examples), jobs (training fits),
+    fit_stats (batch summaries summed by all fits), fills (table fills), windows (data-plane
+    windows), seconds, bytes, and `terms` (seconds by kind, for the message). recorded_s: the
+    span whose requests are simulated (less than the horizon when the lifetime is sliced)."""
+    d, m = sc.data, sc.model
+    B, W, H, f = d.batch_interval, m.training_window, horizon_s, d.features
+    rows_per = lambda cap: min(cap, max(1.0, d.velocity * B))   # noqa: E731
+    examples = d.velocity * (B if design.training == "continuous" else W)
+    job0 = m.train_time.seconds(examples)
+    hist = math.ceil(W / B) + math.floor(job0 / B) + 1
+    hist_rows = hist * rows_per(max(2000, HISTORY_ROWS // max(hist, 1)))
+    feed = design.training != "static" or bool(d.faults)
+    run = math.floor(H / B) if feed else 0
+    run_rows = run * rows_per(batch_rows(horizon_s, B))
+    in_window = math.ceil((W + d.label_delay) / B) + 2
+    if design.training == "continuous":
+        jobs = run
+    elif design.training == "periodic":
+        jobs = math.floor(H / max(design.retrain_every_s or H, B))
+    else:
+        jobs = 0
+    keys = design.table_keys(sc.traffic.cardinality) or 0
+    bp_s = keys * m.inference_time.mean_s / sc.serving.batch_workers
+    fills = (1 + (min(jobs, H / bp_s if bp_s > 0 else jobs) if design.training != "static" else 0)) if keys else 0
+    peak = sc.traffic.peak_rate_per_s
+    from .traffic import integrated_rate
+    rec = H if recorded_s is None else recorded_s
+    requests = integrated_rate(0.0, H, sc.traffic.rate, sc.traffic.diurnal_amplitude) * rec / H
+    events = _report_ticks(H) + run + 2 * jobs + fills
+    windows = min(events + rec / max(CHUNK_REQUESTS / peak, 1e-3), events + requests)
+    rows = hist_rows + run_rows
+    terms = {
+        "data batches": (hist + run) * S_PER_BATCH + rows * ((f + 3) * S_PER_ROW_VALUE + f * f * S_PER_GRAM_FLOP),
+        "training fits": jobs * min(in_window, hist + run) * (S_PER_FIT_STAT + f * f * S_PER_GRAM_FLOP),
+        "table fills": fills * keys * f * S_PER_KEY_FILL,
+        "data-plane windows": windows * S_PER_WINDOW,
+    }
+    stats_held = min(hist + run, max(hist, in_window))
+    nbytes = stats_held * (8.0 * (f * f + 2 * f) + BYTES_PER_STAT) + 4 * MAX_ROWS * (f + 4) * 8.0
+    return {"batches": hist + run, "rows": rows, "jobs": jobs, "fit_stats": jobs * in_window,
+            "fills": fills, "windows": math.ceil(windows), "seconds": sum(terms.values()), "bytes": nbytes,
+            "terms": terms}
+
+
+def _fix_for(term: str, sc: Scenario, design: Design, horizon_s: float, over: float) -> str:
+    """The `--set` (or flag) most likely to bring a term within budget; `over` is how many
+    times over budget the run is (the suggested change is at least that large)."""
+    from scenarios.units import format_duration as fd
+    k = next(x for x in (2, 5, 10, 20, 50, 100, 1e3, 1e4, 1e5, 1e6, 1e9, 1e12) if x >= 1.2 * over)
+    B, W = sc.data.batch_interval, sc.model.training_window
+    shorter = f"a shorter horizon (--horizon {fd(max(60.0, horizon_s / k))})"
+    if term == "data batches":
+        if W > horizon_s:
+            return (f"--set data.batch_interval={fd(B * k)} (fewer, larger batches) or "
+                    f"--set model.training_window={fd(max(B, W / k))}")
+        return f"--set data.batch_interval={fd(B * k)} (fewer, larger batches) or {shorter}"
+    if term == "training fits":
+        if design.training == "periodic":
+            return f"--set architecture.retrain_every={fd((design.retrain_every_s or B) * k)} or {shorter}"
+        return f"--set data.batch_interval={fd(B * k)} (continuous training fits once per batch) or {shorter}"
+    if term == "table fills":
+        return "a smaller table (--set architecture.cache_top_k=...) or less frequent retraining"
+    return shorter
+
+
 def check_size(sc: Scenario, design: Design, horizon_s: float, recorded_s: float | None = None) -> None:
-    """Refuse absurd runs up front with a one-line reason."""
+    """Refuse absurd runs up front with a one-line reason: the numbers and what would fix it."""
+    from scenarios.units import format_bytes, format_count, format_duration
     from .traffic import integrated_rate
     n = integrated_rate(0.0, horizon_s, sc.traffic.rate, sc.traffic.diurnal_amplitude)
     n *= (recorded_s if recorded_s is not None else horizon_s) / horizon_s
@@ -55,6 +148,20 @@ def check_size(sc: Scenario, design: Design, horizon_s: float, recorded_s: float
     if keys > MAX_TABLE_KEYS:
         raise TooLarge(f"the design precomputes {keys:.3g} keys; the simulator fills real tables of at most "
                        f"{MAX_TABLE_KEYS:.0g} rows (use a smaller cardinality or cache_top_k to simulate)")
+    c = control_cost(sc, design, horizon_s, recorded_s)
+    if c["bytes"] > MAX_CONTROL_BYTES:
+        raise TooLarge(f"the run would hold about {format_bytes(c['bytes'])} of training-data summaries "
+                       f"({format_count(c['batches'])} data batches of {sc.data.features} features; limit "
+                       f"{format_bytes(MAX_CONTROL_BYTES)}); fix: "
+                       f"{_fix_for('data batches', sc, design, horizon_s, c['bytes'] / MAX_CONTROL_BYTES)}")
+    if c["seconds"] > CONTROL_BUDGET_S:
+        term = max(c["terms"], key=c["terms"].get)
+        counts = (f"{format_count(c['batches'])} data batches ({format_count(c['rows'])} example rows), "
+                  f"{format_count(c['jobs'])} training fits, {format_count(c['fills'])} table fills, "
+                  f"{format_count(c['windows'])} data-plane windows")
+        raise TooLarge(f"the run's control plane would take about {format_duration(c['seconds'])} "
+                       f"(budget {format_duration(CONTROL_BUDGET_S)}), mostly {term}: {counts}; "
+                       f"fix: {_fix_for(term, sc, design, horizon_s, c['seconds'] / CONTROL_BUDGET_S)}")
 
 
 @dataclass
@@ -100,7 +207,7 @@ class Simulation:
         self.source = DataSource(sc, self.concept, data)
         # rows materialised per arriving batch: all of them up to MAX_ROWS, fewer when a long
         # lifetime brings thousands of batches (each row is weighted to stand for the rest)
-        self.rows_per_batch = int(min(MAX_ROWS, max(MIN_BATCH_ROWS, RUN_ROWS / max(1.0, horizon_s / d.batch_interval))))
+        self.rows_per_batch = batch_rows(horizon_s, d.batch_interval)
         self.keys_in_table = design.table_keys(sc.traffic.cardinality)
         self.dp = DataPlane(sc, horizon_s, self.features, self.concept, zipf_for(sc), design.replicas,
                             self.keys_in_table, (arr, keys, svc, lab))
@@ -368,36 +475,56 @@ class Simulation:
         sampling["requests_over_span_estimate"] = dp.requests * H / sampling["recorded_s"]
         fresh = dp.fresh_expected / n
         served_exp = dp.served_expected / n
+        none = dp.requests == 0
+        per_req = (lambda x: None) if none else (lambda x: x)   # noqa: E731  undefined without requests
+        notes = []
+        if none:
+            notes.append(f"no requests arrived in the {H:g} s simulated (traffic.rate x horizon is about "
+                         f"{sc.traffic.rate * H:.2g}): latency, hit ratio, model age and accuracy are "
+                         "undefined (null)")
+        elif dp.requests >= 1000 and dp.served_correct / n < 0.5:   # not a small-sample fluke
+            notes.append(f"served accuracy {dp.served_correct / n:.1%} is below chance (50%): the model "
+                         "is too stale or was trained on too little data for this drift")
+        lat = {k: None for k in ("mean", "p50", "p95", "p99", "p999", "max")} if none else dp.lat.summary_ms()
+        waits = ("mean", "p50", "p95", "p99", "max")
         return {
             "scenario": sc.name, "seed": self.seed, "horizon_s": H,
             "architecture": d.to_json(),
             "requests": dp.requests,
-            "latency_ms": dp.lat.summary_ms(),
+            "latency_ms": lat,
             "latency_ms_by_path": {k: h.summary_ms() for k, h in dp.lat_path.items() if h.n},
-            "queue_wait_ms": dp.wait.summary_ms(("mean", "p50", "p95", "p99", "max")) if model_n else
-            {"mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
-            "waited_fraction": dp.waited / model_n if model_n else 0.0,
-            "queue_length_seen_mean": dp.queue_seen / model_n if model_n else 0.0,
-            "slo_violation_fraction": dp.slo_viol / n,
-            "cache_hit_ratio": dp.hits / n,
+            "queue_wait_ms": dp.wait.summary_ms(waits) if model_n else
+            {k: per_req(0.0) for k in waits},
+            "waited_fraction": dp.waited / model_n if model_n else per_req(0.0),
+            "queue_length_seen_mean": dp.queue_seen / model_n if model_n else per_req(0.0),
+            "slo_violation_fraction": per_req(dp.slo_viol / n),
+            "cache_hit_ratio": per_req(dp.hits / n),
             "fallback_requests": dp.lat_path["fallback"].n,
             "storage": {"table_bytes": table_b, "data_bytes": data_b, "model_bytes": mb,
                         "usd_per_month": storage_month},
             "cost_usd": cost,
             "cost_usd_per_month": recurring["total"],
             "sampling": sampling,
-            "staleness": {"model_age_s": dp.model_age.summary_s(),
+            "staleness": {"model_age_s": {k: None for k in ("mean", "p95", "max")} if none
+                          else dp.model_age.summary_s(),
                           "table_age_s": dp.table_age.summary_s() if dp.table_age.n else None},
-            "accuracy": {"served": dp.served_correct / n, "fresh_model": fresh,
-                         "lost_to_staleness": fresh - served_exp, "served_expected": served_exp},
+            "accuracy": {"served": per_req(dp.served_correct / n), "fresh_model": per_req(fresh),
+                         "lost_to_staleness": per_req(fresh - served_exp), "served_expected": per_req(served_exp)},
+            "notes": notes,
             "validation": self.val,
             "training": self.train,
             "wall_s": wall_s,
         }
 
 
+LONG_HORIZON_S = 60 * 86400.0
+
+
 def report_interval_s(horizon_s: float) -> float:
-    """Time-series window: one hour, or 1/24 of shorter horizons."""
+    """Time-series window: one hour, 1/24 of horizons under a day, one day beyond 60 days
+    (each window is a data-plane step, so a year of hourly windows would dominate the run)."""
+    if horizon_s > LONG_HORIZON_S:
+        return 86400.0
     return 3600.0 if horizon_s >= 86400.0 else horizon_s / 24.0
 
 
