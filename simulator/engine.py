@@ -98,7 +98,9 @@ def control_cost(sc: Scenario, design: Design, horizon_s: float, recorded_s: flo
     rec = H if recorded_s is None else recorded_s
     requests = integrated_rate(0.0, H, sc.traffic.rate, sc.traffic.diurnal_amplitude) * rec / H
     events = _report_ticks(H) + run + 2 * jobs + fills
-    windows = min(events + rec / max(CHUNK_REQUESTS / peak, 1e-3), events + requests)
+    # only events inside the recorded slices split a data-plane window (plus each slice's ends)
+    ev_in = events * rec / H + (200 if rec < H else 0)
+    windows = min(ev_in + rec / max(CHUNK_REQUESTS / peak, 1e-3), ev_in + requests)
     rows = hist_rows + run_rows
     terms = {
         "data batches": (hist + run) * S_PER_BATCH + rows * ((f + 3) * S_PER_ROW_VALUE + f * f * S_PER_GRAM_FLOP),
