@@ -382,5 +382,9 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     if design.serving == "static" and scenario.traffic.cardinality is None:
         raise ValueError("static serving needs a finite traffic.cardinality")
     check_size(scenario, design, horizon)
-    return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
-                      keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s).run()
+    # one BLAS thread: the matrix products here are small, so more threads only spin;
+    # parallelism belongs to the caller (sweep --jobs), one run per core
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
+                          keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s).run()
