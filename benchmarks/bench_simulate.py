@@ -1,10 +1,15 @@
-"""Simulator speed and memory benchmark (issue: >= 1M simulated requests/s, process start
-included; presets' default horizons under 60 s; peak memory flat in the horizon).
+"""Simulator speed and memory benchmark (issue 14). Prints, in one invocation:
 
-Prints figures and a ratio against a one-SimPy-process-per-request model of the same queue
-run in this same invocation (machines here are shared and noisy: compare ratios).
+- requests/s of `mlarch simulate` for every preset at 1h and 24h, process start included
+  (wall time of the whole process) and excluded (the run's own wall_s), and peak RSS;
+- on the spam preset's configuration: the per-request SimPy reference queue and the
+  pure-Python fallback of the data plane (MLARCH_JIT=0), with their ratios to mlarch;
+- `sweep --jobs 1` against `--jobs 2` (speed-up).
 
-    python benchmarks/bench_simulate.py [--quick]
+Every figure is the minimum over --repeat runs (default 3); the machine's load average is
+printed with them. Machines here are shared and noisy: compare ratios within one run.
+
+    python benchmarks/bench_simulate.py [--quick] [--repeat N] [--presets spam,ad-conversion]
 """
 from __future__ import annotations
 
@@ -14,74 +19,117 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from simulator.reference import simpy_fifo_waits
-
 MLARCH = [sys.executable, "-m", "mlarch"]
 
 
-def run_cli(args: list[str]) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS MiB, metrics) of one `mlarch` process."""
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def run_cli(args: list[str], env: dict | None = None) -> tuple[float, float, dict | None]:
+    """(wall seconds, peak RSS MiB, JSON on stdout or None) of one `mlarch` process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(MLARCH + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(MLARCH + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"mlarch {' '.join(args)} failed with status {status}")
-    return wall, usage.ru_maxrss / 1024.0, json.loads(out)
+    return wall, usage.ru_maxrss / 1024.0, (json.loads(out) if out.strip() else None)
 
 
-def simpy_per_request(arrival: np.ndarray, service: np.ndarray, c: int) -> float:
-    """Requests per second of the textbook model: one SimPy process per request."""
-    t0 = time.perf_counter()
-    simpy_fifo_waits(arrival, service, c)
-    return len(arrival) / (time.perf_counter() - t0)
+def best_of(repeat: int, fn):
+    """The run with the smallest first element, of `repeat` calls."""
+    return min((fn() for _ in range(repeat)), key=lambda r: r[0])
+
+
+def simulate_rps(preset: str, horizon: str, repeat: int, env: dict | None = None) -> dict:
+    def one():
+        wall, rss, m = run_cli(["simulate", preset, "--horizon", horizon, "--json"], env)
+        return wall, rss, m
+    walls = [one() for _ in range(repeat)]
+    wall, _, m = min(walls, key=lambda r: r[0])
+    inner = min(w[2]["wall_s"] for w in walls)
+    return {"requests": m["requests"], "wall_s": wall, "inner_s": inner, "rss_mib": max(w[1] for w in walls),
+            "rps_with_start": m["requests"] / wall, "rps_no_start": m["requests"] / inner}
+
+
+def simpy_reference_rps(n: int, repeat: int) -> float:
+    """Requests/s of one SimPy process per request on the spam preset's queue (12 replicas,
+    its lognormal service time, Poisson arrivals at its mean rate)."""
+    from scenarios import load_scenario
+    from simulator.reference import simpy_fifo_waits
+    sc = load_scenario("spam")
+    rng = np.random.default_rng(0)
+    service = sc.model.inference_time.sample_s(rng, n)
+    arrival = np.cumsum(rng.exponential(1 / sc.traffic.rate, n))
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        simpy_fifo_waits(arrival, service, 12)
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def sweep_s(jobs: int, horizon: str, repeat: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        args = ["sweep", "spam", "--vary", "traffic.rate=200/s,250/s,300/s,350/s", "--seeds", "2",
+                "--horizon", horizon, "--jobs", str(jobs), "--fresh", "--out", os.path.join(d, "s.csv")]
+        return best_of(repeat, lambda: run_cli(args))[0]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="shorter runs (for a smoke test)")
+    ap.add_argument("--quick", action="store_true", help="short horizons and one preset (a smoke test)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the minimum is reported")
+    ap.add_argument("--presets", default=None, help="comma-separated presets (default: all)")
     args = ap.parse_args()
-    horizon = "2h" if args.quick else "12h"
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    from scenarios import preset_names
+    from simulator import kernels
+    presets = args.presets.split(",") if args.presets else (["spam"] if args.quick else preset_names())
+    horizons = ["10m", "1h"] if args.quick else ["1h", "24h"]
+    rep = args.repeat
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, numba kernels: "
+          f"{'on' if kernels.enabled() else 'OFF (pure-Python fallback)'}; min of {rep} runs; {load()}")
 
-    # 1. the reference: one SimPy process per request, same queue as the spam preset
-    rng = np.random.default_rng(0)
-    n = 100_000 if args.quick else 300_000
-    sigma = math.log(4.0) / 2.3263
-    service = 0.020 * np.exp(sigma * rng.standard_normal(n))
-    arrival = np.cumsum(rng.exponential(1 / 300.0, n))
-    ref_rps = simpy_per_request(arrival, service, 12)
-    print(f"reference  one SimPy process per request (300/s, 12 replicas): {ref_rps / 1e3:,.0f}k requests/s")
+    # 1. the references on the spam preset's configuration
+    n_ref = 30_000 if args.quick else 200_000
+    ref = simpy_reference_rps(n_ref, rep)
+    print(f"reference  per-request SimPy, spam's queue (300/s, 12 replicas): {ref / 1e3:,.0f}k requests/s  [{load()}]")
+    h_fb = horizons[0]
+    fb = simulate_rps("spam", h_fb, rep, env={"MLARCH_JIT": "0"})
+    jit = simulate_rps("spam", h_fb, rep, env={"MLARCH_JIT": "1"})
+    print(f"fallback   simulate spam --horizon {h_fb}, MLARCH_JIT=0: {fb['rps_no_start'] / 1e6:.2f}M requests/s "
+          f"(start excluded), {fb['rps_with_start'] / 1e6:.2f}M (included)  [{load()}]")
+    print(f"mlarch     simulate spam --horizon {h_fb}, MLARCH_JIT=1: {jit['rps_no_start'] / 1e6:.2f}M requests/s "
+          f"(start excluded), {jit['rps_with_start'] / 1e6:.2f}M (included)")
+    print(f"ratio      compiled / pure-Python fallback = {jit['rps_no_start'] / fb['rps_no_start']:.2f}x; "
+          f"compiled / per-request SimPy = {jit['rps_no_start'] / ref:.1f}x (start excluded), "
+          f"{jit['rps_with_start'] / ref:.1f}x (included)")
 
-    # 2. the whole simulator, process start included, dynamic serving with real predictions
-    wall, rss, m = run_cli(["simulate", "spam", "--horizon", horizon, "--json"])
-    rps = m["requests"] / wall
-    print(f"mlarch     simulate spam --horizon {horizon} (dynamic serving): {m['requests']:,} requests in "
-          f"{wall:.1f} s = {rps / 1e6:.2f}M requests/s, peak RSS {rss:.0f} MiB")
-    print(f"ratio      mlarch / per-request SimPy = {rps / ref_rps:.1f}x  (target: >= 1M requests/s)")
+    # 2. every preset at 1h and 24h (MLARCH_JIT unset: compiled for runs of >= 2M requests)
+    print(f"{'preset':<20} {'horizon':>7} {'requests':>12} {'process s':>9} {'run s':>7} "
+          f"{'M req/s incl.':>13} {'M req/s excl.':>13} {'x SimPy':>8} {'peak RSS':>9}")
+    for name in presets:
+        for h in horizons:
+            r = simulate_rps(name, h, rep)
+            print(f"{name:<20} {h:>7} {r['requests']:>12,} {r['wall_s']:>9.1f} {r['inner_s']:>7.1f} "
+                  f"{r['rps_with_start'] / 1e6:>13.2f} {r['rps_no_start'] / 1e6:>13.2f} "
+                  f"{r['rps_no_start'] / ref:>8.1f} {r['rss_mib']:>6.0f} MiB", flush=True)
+    print(f"           [{load()}]")
 
-    # 3. memory against the horizon
-    spans = ["1h", "4h"] if args.quick else ["2h", "8h", "24h"]
-    rows = []
-    for span in spans:
-        wall, rss, m = run_cli(["simulate", "spam", "--horizon", span, "--json"])
-        rows.append((span, m["requests"], wall, rss))
-        print(f"memory     horizon {span:>4}: {m['requests']:>11,} requests, {wall:6.1f} s, peak RSS {rss:6.0f} MiB")
-    print(f"memory     RSS ratio longest/shortest horizon = {rows[-1][3] / rows[0][3]:.2f} "
-          f"for {rows[-1][1] / max(rows[0][1], 1):.0f}x the requests")
-
-    # 4. every preset at its default horizon
-    if not args.quick:
-        from scenarios import preset_names
-        for name in preset_names():
-            wall, rss, m = run_cli(["simulate", name, "--json"])
-            print(f"preset     {name:<20} default horizon {m['horizon_s'] / 3600:5.0f} h: {wall:5.1f} s "
-                  f"({m['requests'] / wall / 1e6:.2f}M requests/s), peak RSS {rss:.0f} MiB  (target < 60 s)")
+    # 3. sweep --jobs 1 against --jobs 2
+    hs = "10m" if args.quick else "1h"
+    s1 = sweep_s(1, hs, rep)
+    s2 = sweep_s(2, hs, rep)
+    print(f"sweep      spam, 8 runs of {hs}: --jobs 1 {s1:.1f} s, --jobs 2 {s2:.1f} s, speed-up {s1 / s2:.2f}x "
+          f"(target >= 1.8x)  [{load()}]")
 
 
 if __name__ == "__main__":

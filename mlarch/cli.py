@@ -49,7 +49,7 @@ def guarded(fn):
         try:
             return fn(*a, **kw)
         except (ScenarioError, BadInput, OutputError) as e:
-            err.print(f"mlarch: error: {one_line(str(e))}", markup=False)
+            err.print(f"mlarch: error: {one_line(str(e))}", markup=False, emoji=False)   # ":two:" stays text
             raise typer.Exit(2)
         except Exception as e:
             if type(e).__name__ == "TooLarge":   # simulator.TooLarge, without importing the simulator
@@ -263,9 +263,12 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
           seeds: int = typer.Option(1, "--seeds", min=1, max=1000, help="Seeds per grid point (scenario seed, +1, ...)."),
           jobs: int = typer.Option(0, "--jobs", min=0, help="Parallel local workers (0 = all cores, 1 = serial)."),
           scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
-                                                  help="Run on a Dask cluster, e.g. tcp://host:8786 (needs mlarch[dask])."),
+                                                  help="Run on a Dask cluster: tcp://host:8786, or local:N to start "
+                                                       "one with N worker processes here (needs mlarch[dask])."),
           horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span of every run (default: the scenario's)."),
           out_csv: Path = typer.Option(..., "--out", help="CSV file to write: one row per (grid point, seed)."),
+          fresh: bool = typer.Option(False, "--fresh", help="Run every point again, ignoring rows stored by earlier "
+                                                            "runs of this sweep (in OUT.runs/)."),
           ):
     """Run a grid of simulations and write a tidy CSV (one column per varied field and per metric)."""
     import io
@@ -277,17 +280,64 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
     horizon_s = _horizon_s(horizon)
     check_file_output(out_csv, "--out")    # before any simulation
     _load(scenario, (set_ or []) + _horizon_set(horizon))
+    if scheduler is not None:
+        sw.local_workers(scheduler)   # a bad local:N fails before any work
     names, runs = sw.plan(scenario, set_ or [], vary, seeds)
-    err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)")
+    # finished rows are kept beside the CSV: a rerun (after Ctrl-C or a kill) skips them
+    store = sw.RunStore.beside(out_csv)
+    keys = [sw.run_key(scenario, tuple(set_ or []), r, horizon_s) for r in runs]
+    done = 0 if fresh else sum(store.get(k) is not None for k in keys)
+    err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
+              + (f"; {done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""))
     with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
-        task = bar.add_task("runs", total=len(runs))
+        task = bar.add_task("runs", total=len(runs), completed=done)
         rows = sw.run_grid(scenario, set_ or [], runs, jobs=jobs, scheduler=scheduler, horizon_s=horizon_s,
-                           progress=lambda k: bar.update(task, completed=k))
+                           progress=lambda k: bar.update(task, completed=k),
+                           store=store, keys=keys, reuse=not fresh)
     buf = io.StringIO()
     pd.DataFrame(rows).to_csv(buf, index=False)
     atomic_write(out_csv, buf.getvalue())
     err.print(f"wrote {out_csv} ({len(rows)} rows); next: mlarch plot {out_csv}")
+
+
+@app.command()
+@guarded
+def capacity(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+             set_: Optional[List[str]] = SetOpt,
+             design: Optional[List[str]] = typer.Option(None, "--design", metavar="KIND",
+                                                        help="static, dynamic or hybrid (repeatable; default: all three)."),
+             simulate: bool = typer.Option(True, "--simulate/--no-simulate",
+                                           help="Confirm each capacity by simulation (default) or trust the model."),
+             horizon: str = typer.Option("30m", "--horizon", help="Simulated span of each confirmation run."),
+             seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Simulation seed (default: the scenario's)."),
+             out_dir: Optional[Path] = typer.Option(None, "--out", help="Write capacity.png and capacity.json here."),
+             json_: bool = JsonOpt):
+    """The highest traffic rate each design (static, dynamic, hybrid at the advisor's k) sustains
+    within the latency SLO, confirmed by simulation, and the replicas needed at 2x and 10x."""
+    from . import capacity as cap_mod
+    from . import render
+    kinds = tuple(dict.fromkeys(design or cap_mod.KINDS))
+    bad = [k for k in kinds if k not in cap_mod.KINDS]
+    if bad:
+        raise BadInput(f"--design {bad[0]}: expected one of {', '.join(cap_mod.KINDS)}")
+    horizon_s = _horizon_s(horizon)
+    _load(scenario, (set_ or []) + _horizon_set(horizon))   # the span within the allowed range
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a directory")
+    with err.status("capacity: bisecting the model") as status:
+        result = cap_mod.capacity(scenario, set_ or [], kinds, simulate=simulate, horizon_s=horizon_s, seed=seed,
+                                  progress=lambda kind: status.update(f"capacity: simulated {kind}"))
+    if out_dir is not None:
+        from . import plots
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / "capacity.json", render.dumps(result) + "\n")
+        err.print(f"wrote {plots.capacity_figure(result, out_dir / 'capacity.png')}")
+        err.print(f"wrote {out_dir / 'capacity.json'}")
+    if json_:
+        print(render.dumps(result))
+    else:
+        render.capacity_table(out, result)
 
 
 @app.command()

@@ -297,3 +297,30 @@ def compare_figure(rows: list[dict], path: Path) -> Path:
     fig.suptitle("use cases side by side: advisor's prediction vs simulation "
                  "(bars that match mean the closed-form models hold)", fontsize=10)
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------- capacity
+
+def capacity_figure(cap: dict, path: Path) -> Path:
+    """p99 latency against the mean traffic rate for each design (the advisor's model as a
+    line, simulations as points), with the SLO and today's rate."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for d in cap["designs"]:
+        color = KIND_COLORS.get(d["kind"], "#264653")
+        xs = [r for r, p in d["curve"] if p is not None]
+        ys = [p for r, p in d["curve"] if p is not None]
+        label = f"{d['kind']} ({d['replicas']} replicas)"
+        ax.plot(xs, ys, color=color, label=f"{label}, model")
+        for s in d["simulated"]:
+            ax.scatter([s["rate_per_s"]], [s["p99_ms"]], color=color, edgecolor="black", zorder=3)
+        if d["capacity_rate_per_s"]:
+            ax.axvline(d["capacity_rate_per_s"], color=color, linestyle=":", linewidth=1)
+    ax.axhline(cap["slo_p99_ms"], color="black", linestyle="--", linewidth=1, label="p99 SLO")
+    ax.axvline(cap["today_rate_per_s"], color="grey", linewidth=1, label="today's rate")
+    ax.set_xlabel("mean traffic rate (requests/s)")
+    ax.set_ylabel("p99 latency at the daily peak (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"{cap['scenario']}: capacity of each design (dotted: where p99 reaches the SLO; dots: simulated)",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

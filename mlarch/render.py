@@ -250,3 +250,37 @@ def selfcheck_table(console: Console, checks) -> None:
     failed = sum(not c.passed for c in checks)
     console.print(f"{len(checks) - failed} of {len(checks)} checks passed" +
                   (f"; [red]{failed} failed[/red]" if failed else ""))
+
+
+def capacity_table(console: Console, cap: dict) -> None:
+    """One row per candidate design: capacity, headroom, simulated check, growth."""
+    t = Table(title=f"mlarch capacity: {cap['scenario']}  (p99 SLO {cap['slo_p99_ms']:,.0f} ms, today "
+                    f"{cap['today_rate_per_s']:,.4g}/s mean, peak x{1 + cap['diurnal_amplitude']:.2g})")
+    above = cap["above_factor"]
+    for col in ("design", "replicas", "p99 today", "capacity (mean rate)", "headroom",
+                "simulated p99 at capacity", f"at {above:g}x capacity", "confirmed", "replicas at 2x / 10x"):
+        t.add_column(col, justify="left" if col == "design" else "right")
+    for d in cap["designs"]:
+        a = d["design"]
+        name = d["kind"] + (f" (k={format_count(a['cache_top_k'])}, hit {d['hit_ratio']:.1%})"
+                            if d["kind"] == "hybrid" else "")
+        if d["capacity_rate_per_s"] is None:
+            capacity, headroom = "unbounded", "-"
+        else:
+            capacity = f"{d['capacity_rate_per_s']:,.4g}/s"
+            headroom = f"{d['headroom']:.2f}x"
+        sims = ["-", "-"]
+        for k, s in enumerate(d["simulated"][:2]):
+            sims[k] = f"{_ms(s['p99_ms'])} ({'within' if s['within_slo'] else 'over'})"
+        grow = " / ".join("-" if v is None else str(v) for v in d["replicas_for_rate"].values())
+        conf = {None: "-", True: "yes", False: "no"}[d["confirmed"]]
+        t.add_row(name, str(d["replicas"]), _ms(d["today_p99_ms"]), capacity, headroom, *sims, conf, grow)
+    console.print(t)
+    for d in cap["designs"]:
+        if d["note"]:
+            console.print(f"  {d['kind']}: {d['note']}")
+    if cap["simulated_horizon_s"]:
+        console.print(f"  simulated: each design at its capacity's peak rate held flat for "
+                      f"{format_duration(cap['simulated_horizon_s'])}, and at {above:g}x; confirmed: p99 within "
+                      f"{cap['confirm_tolerance']:.0%} of the SLO there and over it at {above:g}x; "
+                      "'-' at 2x/10x: no replica count meets the SLO")

@@ -1,15 +1,28 @@
 """Sweeps: a grid of simulations over varied scenario fields, one row per (point, seed).
 
 Runs go in parallel on local cores with joblib (loky processes, BLAS threads pinned to 1,
-runs grouped into batches), or on a Dask cluster. Rows do not depend on where they ran:
-the same seeds give identical rows serially, in parallel or on Dask.
+runs grouped into batches), or on a Dask cluster (`local:N` starts one here). Rows do not
+depend on where they ran: the same seeds give identical rows serially, in parallel or on
+Dask. Each finished row is stored under a key of (resolved scenario, seed, horizon, mlarch
+version) in a directory beside the CSV, so an interrupted sweep resumes where it stopped.
+Local workers exit when the process that started them dies (they never outlive a kill -9).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
+import json
+import os
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from scenarios import ScenarioError, load_scenario
+
+PARENT_POLL_S = 1.0      # how often a local worker checks that its parent is alive
+WORKERS_WAIT_S = 30.0    # how long to wait for a Dask cluster to have a worker
 
 
 @dataclass(frozen=True)
@@ -114,42 +127,181 @@ def run_one(scenario: str, sets: tuple, run: Run, horizon_s: float | None = None
     return row
 
 
+def run_key(scenario: str, sets: tuple, run: Run, horizon_s: float | None) -> str:
+    """The store key of one run: a hash of the resolved scenario (every field, defaults
+    filled in), the seed, the simulated span and the mlarch version."""
+    from . import __version__
+    resolved, horizon = _resolved(scenario, tuple(sets), run.point)
+    doc = {"scenario": resolved, "seed": run.seed,
+           "horizon_s": horizon if horizon_s is None else float(horizon_s), "mlarch": __version__}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(scenario: str, sets: tuple, point: tuple):
+    """(resolved scenario as JSON text, horizon) of one grid point: loaded once for all its seeds."""
+    sc = load_scenario(scenario, list(sets) + point_overrides(point))
+    return json.dumps(sc.model_dump(mode="json"), sort_keys=True), sc.horizon
+
+
+class RunStore:
+    """Finished rows of sweeps, one JSON file per run named by its key (`run_key`).
+
+    A file is written whole or not at all, so a sweep killed at any moment leaves only
+    complete rows; rows of other sweeps sharing the directory are keyed apart."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+
+    @staticmethod
+    def beside(out_csv: Path) -> "RunStore":
+        """The store of a sweep writing out_csv: the directory OUT.csv.runs next to it."""
+        out_csv = Path(out_csv)
+        return RunStore(out_csv.with_name(out_csv.name + ".runs"))
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads((self.dir / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None   # missing or unreadable: run it again
+
+    def put(self, key: str, row: dict) -> None:
+        from .files import atomic_write
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dir / f"{key}.json", json.dumps(row))
+
+
 def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, scheduler: str | None = None,
-             progress=None, horizon_s: float | None = None) -> list[dict]:
-    """All runs, in grid order. jobs: 1 = serial in this process; 0 = all local cores."""
+             progress=None, horizon_s: float | None = None, store: RunStore | None = None,
+             keys: list[str] | None = None, reuse: bool = True) -> list[dict]:
+    """All runs, in grid order. jobs: 1 = serial in this process; 0 = all local cores.
+    scheduler: 'local:N' (a Dask LocalCluster of N worker processes) or a Dask scheduler
+    address. store: each new row is stored as soon as it arrives, under its key (`keys`,
+    computed when not given); with reuse, rows already stored are not run again."""
     sets_t = tuple(sets)
-    if jobs == 1 and scheduler is None:
-        rows = []
-        for k, r in enumerate(runs):
-            rows.append(run_one(scenario, sets_t, r, horizon_s))
-            if progress:
-                progress(k + 1)
-        return rows
-    import joblib
-    tasks = (joblib.delayed(run_one)(scenario, sets_t, r, horizon_s) for r in runs)
-    if scheduler is not None:
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise ScenarioError(f"--scheduler {scheduler}", None, None,
-                                "Dask is not installed; install the extra: pip install 'mlarch[dask]'") from None
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as e:
-            raise ScenarioError(f"--scheduler {scheduler}", None, None, f"cannot reach the scheduler: {e}") from None
-        with client, joblib.parallel_config(backend="dask"):
-            return _collect(joblib.Parallel(return_as="generator")(tasks), progress)
-    n_jobs = jobs if jobs > 0 else -1
-    # one BLAS thread per worker: the workers are the parallelism; batches amortise dispatch
-    with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
-        par = joblib.Parallel(n_jobs=n_jobs, batch_size="auto", return_as="generator")
-        return _collect(par(tasks), progress)
+    if store is not None and keys is None:
+        keys = [run_key(scenario, sets_t, r, horizon_s) for r in runs]
+    rows: dict[int, dict] = {}
+    if store is not None and reuse:
+        for k, key in enumerate(keys):
+            row = store.get(key)
+            if row is not None:
+                rows[k] = row
+    todo = [k for k in range(len(runs)) if k not in rows]
 
-
-def _collect(gen, progress) -> list[dict]:
-    rows = []
-    for k, row in enumerate(gen):
-        rows.append(row)
+    def finished(k: int, row: dict) -> None:
+        rows[k] = row
+        if store is not None:
+            store.put(keys[k], row)
         if progress:
-            progress(k + 1)
-    return rows
+            progress(len(rows))
+
+    if todo:
+        args = [(k, scenario, sets_t, runs[k], horizon_s) for k in todo]
+        if scheduler is not None:
+            _run_dask(scheduler, args, finished)
+        elif jobs == 1:
+            for a in args:
+                finished(*_indexed_run(*a))
+        else:
+            _run_loky(jobs, args, finished)
+    return [rows[k] for k in range(len(runs))]
+
+
+def _indexed_run(k: int, scenario: str, sets: tuple, run: Run, horizon_s: float | None) -> tuple[int, dict]:
+    return k, run_one(scenario, sets, run, horizon_s)
+
+
+def _run_loky(jobs: int, args: list, finished) -> None:
+    import joblib
+    n_jobs = jobs if jobs > 0 else -1
+    # one BLAS thread per worker: the workers are the parallelism; batches amortise dispatch;
+    # results are stored in the order they finish, so an interrupted sweep keeps them all
+    with joblib.parallel_config(backend="loky", inner_max_num_threads=1, initializer=die_with_parent):
+        par = joblib.Parallel(n_jobs=n_jobs, batch_size="auto", return_as="generator_unordered")
+        for k, row in par(joblib.delayed(_indexed_run)(*a) for a in args):
+            finished(k, row)
+
+
+def die_with_parent() -> None:
+    """Worker initializer: exit as soon as the parent process is gone (kill -9 included),
+    so workers and the resource tracker they keep alive never outlive the sweep. A worker
+    whose parent dies is re-parented, so its parent pid changes; a thread polls it."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+    threading.Thread(target=watch, name="mlarch-parent-watch", daemon=True).start()
+
+
+def worker_version() -> str:
+    """The mlarch version installed where this runs (called on Dask workers)."""
+    from . import __version__
+    return __version__
+
+
+def _run_dask(scheduler: str, args: list, finished) -> None:
+    flag = f"--scheduler {scheduler}"
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise ScenarioError(flag, None, None,
+                            "Dask is not installed; install the extra: pip install 'mlarch[dask]'") from None
+    cluster = None
+    n = local_workers(scheduler)
+    if n is not None:
+        import logging
+
+        from dask.distributed import LocalCluster
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        address = cluster.scheduler_address
+    else:
+        address = scheduler
+    try:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ScenarioError(flag, None, None, f"cannot reach the scheduler: {e}") from None
+        with client:
+            check_worker_versions(client, flag)
+            futures = {client.submit(_indexed_run, *a, pure=False): a[0] for a in args}
+            for fut in as_completed(futures):
+                finished(*fut.result())
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def local_workers(scheduler: str) -> int | None:
+    """N for --scheduler local:N, None for an address; bad N is bad input (checked up front)."""
+    if not scheduler.startswith("local:"):
+        return None
+    n = scheduler[len("local:"):]
+    if not (n.isascii() and n.isdigit()) or not 1 <= int(n) <= 1024:
+        raise ScenarioError(f"--scheduler {scheduler}", None, None,
+                            "expected local:N with N from 1 to 1024 worker processes, e.g. local:4")
+    return int(n)
+
+
+def check_worker_versions(client, flag: str = "--scheduler", expected: str | None = None) -> None:
+    """Refuse (one line) a cluster with no worker or whose workers run another mlarch."""
+    from . import __version__
+    expected = expected or __version__
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_WAIT_S)
+    except TimeoutError:
+        raise ScenarioError(flag, None, None, f"no worker joined the scheduler within {WORKERS_WAIT_S:.0f} s "
+                            "(start some with: dask worker ADDRESS)") from None
+    try:
+        versions = client.run(worker_version)
+    except Exception as e:   # a worker without mlarch cannot unpickle the call
+        raise ScenarioError(flag, None, None, f"the workers cannot run mlarch ({type(e).__name__}: {e}); "
+                            f"install mlarch {expected} on every worker") from None
+    bad = {w: v for w, v in versions.items() if v != expected}
+    if bad:
+        w, v = sorted(bad.items())[0]
+        raise ScenarioError(flag, None, None, f"worker {w} runs mlarch {v} but this is mlarch {expected} "
+                            f"({len(bad)} of {len(versions)} workers differ); install the same version everywhere")

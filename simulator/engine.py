@@ -556,6 +556,10 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
         plan = plan_slices(horizon, expected, request_budget,
                            np.random.default_rng(np.random.SeedSequence([seed, 0x511CE])))
     check_size(scenario, design, horizon, recorded_s=plan.recorded_s if plan else horizon)
-    return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
-                      keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
-                      slices=plan).run()
+    # one BLAS thread: the matrix products here are small, so more threads only spin;
+    # parallelism belongs to the caller (sweep --jobs), one run per core
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
+                          keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
+                          slices=plan).run()

@@ -13,6 +13,17 @@ _NBINS = int(math.ceil(math.log(HIST_HI_S / HIST_LO_S) / math.log(HIST_RATIO)))
 _LOG_R = math.log(HIST_RATIO)
 
 
+def bin_index(v: np.ndarray) -> np.ndarray:
+    """Bin of each value (0: exact zero). Raises ValueError on negative or non-finite values."""
+    v = np.asarray(v, dtype=float)
+    if v.size and (np.any(v < 0) or not np.all(np.isfinite(v))):
+        raise ValueError("histogram values must be finite and non-negative")
+    idx = np.zeros(v.size, dtype=np.int64)
+    pos = v > 0
+    idx[pos] = 1 + np.clip(np.floor(np.log(v[pos] / HIST_LO_S) / _LOG_R), 0, _NBINS - 1).astype(np.int64)
+    return idx
+
+
 class LogHistogram:
     """Counts of non-negative values in log-spaced bins (ratio 1.02) plus an exact-zero bin.
 
@@ -26,13 +37,13 @@ class LogHistogram:
 
     def add(self, v: np.ndarray) -> None:
         v = np.asarray(v, dtype=float)
+        self.add_binned(v, bin_index(v))
+
+    def add_binned(self, v: np.ndarray, idx: np.ndarray) -> None:
+        """Add values whose bins are already known (idx = bin_index(v), or a subset of it
+        taken with the same mask): one array binned once can feed several histograms."""
         if v.size == 0:
             return
-        if np.any(v < 0) or not np.all(np.isfinite(v)):
-            raise ValueError("histogram values must be finite and non-negative")
-        idx = np.zeros(v.size, dtype=np.int64)
-        pos = v > 0
-        idx[pos] = 1 + np.clip(np.floor(np.log(v[pos] / HIST_LO_S) / _LOG_R), 0, _NBINS - 1).astype(np.int64)
         self.counts += np.bincount(idx, minlength=_NBINS + 1)
         self.n += v.size
         self.total += float(v.sum())

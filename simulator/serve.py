@@ -7,16 +7,17 @@ FIFO pool of replicas, and routing between them.
   are folded into two projections of the key-feature tables once per model (exactly the
   same arithmetic as model.decision_function on the materialised features; see tests).
 - Queue: exact FIFO c-server queueing by Kiefer–Wolfowitz (1955): a heap of the replicas'
-  free times; start = max(arrival, earliest free). State carries across windows.
+  free times; start = max(arrival, earliest free). State carries across windows. The loop
+  is compiled (simulator.kernels) with a bit-identical pure-Python twin.
 """
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .traffic import KeyFeatures
 from .train import Model
 
@@ -60,34 +61,27 @@ class Scorer:
 
 
 class ReplicaPool:
-    """c FIFO servers; `serve` returns start times for arrivals in order (Kiefer–Wolfowitz)."""
+    """c FIFO servers; `serve` returns start times for arrivals in order (Kiefer–Wolfowitz).
 
-    def __init__(self, replicas: int):
+    compiled: use the numba loop (True), its pure-Python twin (False) or whichever is
+    available (None); both give the same start times bit for bit."""
+
+    def __init__(self, replicas: int, compiled: bool | None = None):
         self.replicas = replicas
-        self.free_at = [0.0] * replicas   # a heap
-        self.pending = np.empty(0)        # start times, after the last arrival, of earlier requests
+        self.compiled = compiled
+        self.free_at = np.zeros(replicas)   # a min-heap (heapq layout)
+        self.pending = np.empty(0)          # start times, after the last arrival, of earlier requests
 
     def serve(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
         if self.replicas == 0:
             raise ValueError("no replicas")
-        heap, replace = self.free_at, heapq.heapreplace
-        starts = []
-        append = starts.append
-        for a, s in zip(arrival_s.tolist(), service_s.tolist()):
-            f = heap[0]
-            st = a if a > f else f
-            append(st)
-            replace(heap, st + s)
-        return np.asarray(starts, dtype=float)
+        return kernels.fifo_starts(self.free_at, arrival_s, service_s, self.compiled)
 
     def queue_seen(self, arrival_s: np.ndarray, start_s: np.ndarray) -> np.ndarray:
         """Requests waiting (arrived, not started) as seen by each arrival. FIFO start times
         are non-decreasing, so earlier requests not started by a_n are counted by a binary
         search; by PASTA their mean is the time-average queue length (for Little's law)."""
-        n = np.arange(arrival_s.size)
-        started = np.searchsorted(start_s, arrival_s, side="right") - (start_s <= arrival_s)
-        carried = self.pending.size - np.searchsorted(self.pending, arrival_s, side="right")
-        seen = n - started + carried
+        seen = kernels.queue_seen(arrival_s, start_s, self.pending, self.compiled)
         last = arrival_s[-1]
         self.pending = np.concatenate([self.pending[self.pending > last], start_s[start_s > last]])
         return seen

@@ -14,9 +14,10 @@ import numpy as np
 
 from scenarios.schema import Scenario
 
-from .metrics import LogHistogram
+from . import kernels
+from .metrics import LogHistogram, bin_index
 from .serve import ReplicaPool, Scorer, Table
-from .traffic import Concept, KeyFeatures, ZipfSampler, arrivals
+from .traffic import Concept, KeyFeatures, ZipfSampler, arrivals, integrated_rate
 from .train import Model
 
 CHUNK_REQUESTS = 1 << 18
@@ -43,7 +44,8 @@ class DataPlane:
     has installed, and accumulates the request metrics (histograms and exact sums)."""
 
     def __init__(self, sc: Scenario, horizon_s: float, features: KeyFeatures, concept: Concept,
-                 zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple):
+                 zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple,
+                 compiled: bool | None = None):
         self.sc, self.horizon = sc, horizon_s
         self.features, self.concept, self.zipf = features, concept, zipf
         self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab = rngs
@@ -51,7 +53,11 @@ class DataPlane:
         self.zb = concept.rotate(features.b) / math.sqrt(2)
         self.za_norm = np.linalg.norm(self.za, axis=1)
         self.zb_norm = np.linalg.norm(self.zb, axis=1)
-        self.pool = ReplicaPool(replicas) if replicas else None
+        if compiled is None:
+            tr = sc.traffic
+            compiled = kernels.use_for(integrated_rate(0.0, horizon_s, tr.rate, tr.diurnal_amplitude))
+        self.compiled = compiled          # simulator.kernels: the numba loops or their Python twins
+        self.pool = ReplicaPool(replicas, compiled) if replicas else None
         self.keys_in_table = keys_in_table
         self.live: Model | None = None
         self.table: Table | None = None
@@ -158,22 +164,24 @@ class DataPlane:
             starts = self.pool.serve(t[idx], svc)
             w = starts - t[idx]
             latency[idx] = w + svc
-            self.wait.add(w)
+            w_bins = bin_index(w)
+            self.wait.add_binned(w, w_bins)
             waited = int(np.count_nonzero(w > 0))
             self.waited += waited
             seen = float(self.pool.queue_seen(t[idx], starts).sum())
             self.queue_seen += seen
-            self.bucket.wait.add(w)
+            self.bucket.wait.add_binned(w, w_bins)
             self.bucket.waited += waited
             self.bucket.queue_seen += seen
-            self.lat_path["model"].add(latency[idx])
         if fallback.any():
             # no path can answer: the client gets a default answer after a failed lookup
             pred[fallback] = 1
             latency[fallback] = sc.serving.lookup_time.sample_s(self.rng_svc, int(fallback.sum()))
-            self.lat_path["fallback"].add(latency[fallback])
-        if hit.any():
-            self.lat_path["table"].add(latency[hit])
+        # each latency is binned once and feeds the overall, per-path and per-window histograms
+        lat_bins = bin_index(latency)
+        for path, mask in (("model", model_path), ("fallback", fallback), ("table", hit)):
+            if mask.any():
+                self.lat_path[path].add_binned(latency[mask], lat_bins[mask])
         # truth at the request's time, and at the end of the serving model's data
         y_true = self._true_labels(t, i, j)
         eps = sc.data.label_noise
@@ -185,7 +193,7 @@ class DataPlane:
         y_end = np.where(m_end >= 0, 1, -1)
         age = t - np.where(hit, self.table.model.data_end_s if self.keys_in_table else 0.0,
                            self.live.data_end_s)
-        self.lat.add(latency)
+        self.lat.add_binned(latency, lat_bins)
         self.model_age.add(np.maximum(age, 0.0))
         if hit.any():
             self.table_age.add(np.maximum(age[hit], 0.0))
@@ -203,7 +211,7 @@ class DataPlane:
         self.bucket.served_expected += served_exp
         self.bucket.fresh_expected += fresh_exp
         b = self.bucket
-        b.hist.add(latency)
+        b.hist.add_binned(latency, lat_bins)
         b.requests += n
         b.correct += int(correct.sum())
         b.hits += int(hit.sum())
@@ -217,12 +225,13 @@ class DataPlane:
     def _true_labels(self, t: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """sign(w(t)·x) per request, exactly. The margin at the chunk's start time t0 decides
         every request whose margin exceeds the most the concept can move within the chunk
-        (‖z‖·drift_bound, with ‖z‖ <= ‖za_i‖ + ‖zb_j‖); the rest are evaluated exactly."""
+        (‖z‖·drift_bound, with ‖z‖ <= ‖za_i‖ + ‖zb_j‖); the rest are evaluated exactly.
+        The margins at t0 are computed for the rows this window uses only (simulator.kernels)."""
         t0 = float(t[0])
-        pa, pb = self._proj(t0)
-        m0 = pa[i] + pb[j]
-        bound = (self.za_norm[i] + self.zb_norm[j]) * self.concept.drift_bound(float(t[-1]) - t0)
-        near = np.nonzero(np.abs(m0) <= bound * (1 + 1e-9) + 1e-12)[0]
+        m0, near_mask = kernels.concept_margins(self.za, self.zb, i, j, self.concept.u(t0), self.za_norm,
+                                                self.zb_norm, self.concept.drift_bound(float(t[-1]) - t0),
+                                                self.compiled)
+        near = np.nonzero(near_mask)[0]
         if near.size:
             z = self.za[i[near]] + self.zb[j[near]]
             m0[near] = self.concept.margin(z, t[near])

@@ -17,7 +17,10 @@ from simulator.ingest import DataSource
 from simulator.serve import ReplicaPool, Scorer, batch_predict
 from simulator.traffic import Concept, KeyFeatures, ZipfSampler, arrivals, integrated_rate
 from simulator.train import Model
+from simulator import kernels
 from simulator import validate as validation
+
+needs_numba = pytest.mark.skipif(kernels._compiled() is None, reason="numba not installed")
 
 SMALL = ["traffic.rate=200/s", "horizon=2h", "data.batch_interval=15m", "model.training_window=6h",
          "data.velocity=2e6/d"]
@@ -29,14 +32,15 @@ def small(*extra):
 
 # ------------------------------------------------------------------ queueing
 
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_numba)], ids=["python", "numba"])
 @pytest.mark.parametrize("c,rho", [(1, 0.8), (4, 0.9), (12, 0.7)])
-def test_kiefer_wolfowitz_equals_per_request_simpy(c, rho):
+def test_kiefer_wolfowitz_equals_per_request_simpy(c, rho, compiled):
     rng = np.random.default_rng(c)
     n = 20_000
     service = rng.lognormal(math.log(0.02), 0.6, n)
     lam = rho * c / service.mean()
     arrival = np.cumsum(rng.exponential(1 / lam, n))
-    pool = ReplicaPool(c)
+    pool = ReplicaPool(c, compiled=compiled)
     # carried across windows: serve in three uneven windows
     starts = np.concatenate([pool.serve(arrival[a:b], service[a:b]) for a, b in [(0, 777), (777, 15000), (15000, n)]])
     ours = starts - arrival

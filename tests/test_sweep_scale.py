@@ -1,0 +1,155 @@
+"""Sweeps that scale out and survive interruption: a Dask LocalCluster gives the serial CSV,
+workers of another mlarch version are refused, an interrupted sweep resumes from its store,
+and local workers never outlive a killed sweep."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from mlarch import sweep as sw
+from scenarios import ScenarioError
+
+FAST = ["--set", "traffic.rate=30/s", "--set", "model.training_window=6h", "--set", "horizon=2h"]
+GRID = ["--vary", "traffic.rate=20/s,30/s", "--seeds", "2", "--horizon", "10m"]
+
+
+def _serial_csv(cli, tmp_path):
+    out = tmp_path / "serial.csv"
+    res = cli("sweep", "spam", *FAST, *GRID, "--jobs", "1", "--out", out)
+    assert res.exit_code == 0, res.stderr
+    return pd.read_csv(out)
+
+
+def test_sweep_on_a_local_dask_cluster_equals_serial_and_checks_versions(cli, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    serial = _serial_csv(cli, tmp_path)
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as lc:
+        out = tmp_path / "dask.csv"
+        res = cli("sweep", "spam", *FAST, *GRID, "--scheduler", lc.scheduler_address, "--out", out)
+        assert res.exit_code == 0, res.stderr
+        assert pd.read_csv(out).equals(serial)
+        with distributed.Client(lc) as client:
+            assert len(client.run(sw.worker_version)) == 2       # both workers took part in the check
+            with pytest.raises(ScenarioError, match=r"runs mlarch \S+ but this is mlarch 9\.9\.9 \(2 of 2"):
+                sw.check_worker_versions(client, expected="9.9.9")
+
+
+def test_scheduler_local_n_starts_a_cluster(cli, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "local.csv"
+    res = cli("sweep", "spam", *FAST, "--vary", "traffic.rate=20/s", "--horizon", "10m", "--scheduler", "local:2",
+              "--out", out)
+    assert res.exit_code == 0, res.stderr
+    assert len(pd.read_csv(out)) == 1
+    res = cli("sweep", "spam", *FAST, "--vary", "traffic.rate=20/s", "--scheduler", "local:two", "--out", out)
+    assert res.exit_code == 2 and "local:N" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_interrupted_sweep_resumes_and_fresh_reruns(cli, tmp_path, monkeypatch):
+    serial = _serial_csv(cli, tmp_path)
+    out = tmp_path / "s.csv"
+    args = ("sweep", "spam", *FAST, *GRID, "--jobs", "1", "--out", out)
+    real, calls = sw.run_one, []
+
+    def interrupted_after_three(*a, **kw):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(a)
+        return real(*a, **kw)
+    monkeypatch.setattr(sw, "run_one", interrupted_after_three)
+    res = cli(*args)
+    assert res.exit_code == 130 and not out.exists()
+    assert len(list(sw.RunStore.beside(out).dir.glob("*.json"))) == 3
+
+    def counted(*a, **kw):
+        calls.append(a)
+        return real(*a, **kw)
+    calls.clear()
+    monkeypatch.setattr(sw, "run_one", counted)
+    res = cli(*args)
+    assert res.exit_code == 0, res.stderr
+    assert "3 already done" in res.stderr and len(calls) == 1
+    assert pd.read_csv(out).equals(serial)
+    calls.clear()
+    res = cli(*args, "--fresh")
+    assert res.exit_code == 0 and "already done" not in res.stderr and len(calls) == 4
+    assert pd.read_csv(out).equals(serial)
+
+
+def test_store_key_changes_with_scenario_seed_span_and_version(monkeypatch):
+    base = sw.Run((("traffic.rate", "20/s"),), 7)
+    key = sw.run_key("spam", (), base, 600.0)
+    assert key == sw.run_key("spam", (), base, 600.0)
+    assert key != sw.run_key("spam", (), sw.Run(base.point, 8), 600.0)
+    assert key != sw.run_key("spam", (), base, 1200.0)
+    assert key != sw.run_key("spam", ("slo.latency_p99=200ms",), base, 600.0)
+    assert key != sw.run_key("spam", (), sw.Run((("traffic.rate", "21/s"),), 7), 600.0)
+    import mlarch
+    monkeypatch.setattr(mlarch, "__version__", "9.9.9")
+    assert key != sw.run_key("spam", (), base, 600.0)
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """{pid: start time} of every live descendant of pid (from /proc)."""
+    children: dict[int, list[int]] = {}
+    start = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(d))
+            start[int(d)] = fields[19]
+    out, todo = {}, [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out[c] = start[c]
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and fields[19] == started   # a zombie has exited; a new start time is another process
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_a_parallel_sweep_leaves_no_worker_and_the_sweep_resumes(cli, tmp_path):
+    out = tmp_path / "k.csv"
+    args = ["sweep", "spam", *FAST, "--vary", "traffic.rate=20/s,25/s,30/s,35/s,40/s,45/s", "--horizon", "30m",
+            "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "mlarch", *args, "--jobs", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = sw.RunStore.beside(out).dir
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            seen.update(_descendants(proc.pid))
+            if len(seen) >= 2 and store.is_dir() and any(store.glob("*.json")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep finished before it could be killed: make it longer"
+        assert len(seen) >= 2, "no worker processes were started"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p, s) for p, s in seen.items()):
+        time.sleep(0.2)
+    survivors = [p for p, s in seen.items() if _alive(p, s)]
+    assert not survivors, f"processes outlived the killed sweep: {survivors}"
+    done = len(list(store.glob("*.json")))
+    res = cli(*args, "--jobs", "1")
+    assert res.exit_code == 0, res.stderr
+    assert f"{done} already done" in res.stderr and len(pd.read_csv(out)) == 6
