@@ -369,18 +369,21 @@ def report_interval_s(horizon_s: float) -> float:
 
 def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
              progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
-             planning_horizon_s: float | None = None) -> Result:
+             planning_horizon_s: float | None = None, on_requests=None) -> Result:
     """Run `design` on the scenario's synthetic traffic. Same scenario, design, seed and
     version give identical metrics (wall_s aside).
 
     progress: None or a callable taking the completed fraction of simulated time.
     planning_horizon_s (default: the scenario's horizon) is the span over which the initial
     model and table are amortised. Raises TooLarge, before any work, for runs that would not
-    finish in reasonable time or memory."""
+    finish in reasonable time or memory. on_requests: None or a callable(arrival_times_s, keys)
+    called with every chunk of requests served (DataPlane.set_request_sink)."""
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
     if design.serving == "static" and scenario.traffic.cardinality is None:
         raise ValueError("static serving needs a finite traffic.cardinality")
     check_size(scenario, design, horizon)
-    return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
-                      keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s).run()
+    sim = Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
+                     keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s)
+    sim.dp.set_request_sink(on_requests)
+    return sim.run()
