@@ -203,6 +203,8 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
                                                       help="Requests to simulate when sampling the lifetime in slices (default 2e7)."),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, timeseries.csv, latency_hist.csv, events.json here."),
              force: bool = ForceDirOpt,
+             log: Optional[Path] = typer.Option(None, "--log", metavar="FILE", help="Write the request log (time, key) here and the label log next to it (FILE-labels.csv), as `mlarch fit` reads them."),
+             log_sample: float = typer.Option(1.0, "--log-sample", min=1e-9, max=1.0, metavar="P", help="Log each request (and labelled example) with probability P."),
              json_: bool = JsonOpt):
     """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
     synthetic traffic and report latency, cost, staleness and accuracy. The control plane covers
@@ -219,7 +221,12 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     design = design_for(planned)
     sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
     budget = None if horizon is not None else (requests or DEFAULT_REQUESTS)
-    result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon, request_budget=budget)
+    if log is None:
+        result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon, request_budget=budget)
+    else:
+        if horizon is None:
+            raise BadInput("--log: a request log needs a contiguous span; add --horizon (e.g. --horizon 1d)")
+        result = _simulate_logged(sc, design, seed, planned.horizon, log, log_sample)
     if out_dir is not None:
         for pth in write_run(out_dir, result, force=force):
             err.print(f"wrote {pth}")
@@ -227,6 +234,29 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
         print(render.dumps(result.metrics))
     else:
         render.simulation(out, result.metrics, predict(sc, design, planning_horizon_s=planned.horizon).to_json())
+
+
+def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: float):
+    """simulate, writing the request log and the label log (both complete or not at all)."""
+    from . import simlog
+    from .progress import simulate_with_bar
+    check_parent(log, "--log")
+    seed = sc.seed if seed is None else seed
+    req = simlog.RequestLog(log, sample, seed)
+    try:
+        result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planning_horizon_s,
+                                   on_requests=req, request_budget=None)
+        req.out.commit()
+    except BaseException:
+        req.out.abort()
+        raise
+    labels = simlog.label_log_path(log)
+    n = simlog.write_label_log(labels, sc, sc.horizon, seed, sample)
+    err.print(f"wrote {log} ({req.out.rows:,} requests) and {labels} ({n:,} labelled examples)"
+              + (f", each kept with probability {sample:g}" if sample < 1 else "")
+              + f"; next: mlarch fit {log} --labels {labels}"
+              + (f" --log-sample {sample:g}" if sample < 1 else "") + " -o fitted.yaml")
+    return result
 
 
 @app.command()
@@ -400,6 +430,53 @@ def report(scenario: str = typer.Argument(..., help="Scenario YAML file or prese
         page = rep.build(scenario, set_ or [], progress=lambda msg: status.update(f"report: {msg}"), jobs=jobs)
     atomic_write(output, page)
     err.print(f"wrote {output} ({len(page) / 1e6:.1f} MB, self-contained)")
+
+
+@app.command()
+@guarded
+def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs: CSV (.csv, .csv.gz) or Parquet, each sorted by time."),
+        labels: Optional[Path] = typer.Option(None, "--labels", metavar="LABELLOG", help="Label log: example time and label time per row (empty label time: not labelled yet)."),
+        from_: str = typer.Option("spam", "--from", metavar="PRESET|SCENARIO", help="Where the fields a log cannot tell come from."),
+        output: Path = typer.Option(..., "-o", "--output", help="Scenario YAML file to write."),
+        time_col: str = typer.Option("time", "--time-col", help="Time column (ISO-8601 or epoch s/ms/us/ns, auto-detected)."),
+        key_col: str = typer.Option("key", "--key-col", help="Key column: the request's input identity."),
+        label_time_col: str = typer.Option("label_time", "--label-time-col", help="Label log: label time column."),
+        label_example_col: Optional[str] = typer.Option(None, "--label-example-col", help="Label log: example time column (default: --time-col)."),
+        log_sample: float = typer.Option(1.0, "--log-sample", min=1e-9, max=1.0, metavar="P", help="The logs hold a uniform P-sample of requests and labelled examples (simulate --log-sample P): rate and velocity are divided by P."),
+        figures: Optional[Path] = typer.Option(None, "--figures", metavar="DIR", help="Write PNG figures of the fits here."),
+        json_: bool = JsonOpt):
+    """Fit a scenario to a real request log (and label log): rate, daily swing, cardinality,
+    Zipf exponent, label velocity and delay, each with a 95% interval and its method."""
+    from . import fit as fitmod
+    from . import render
+    check_parent(output, "-o")
+    if figures is not None and figures.exists() and not figures.is_dir():
+        raise BadInput(f"--figures {figures}: exists and is not a directory")
+    import re
+    name = output.name.split(".")[0].lower().replace("_", "-")
+    name = name if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name) else "fitted"
+    try:
+        res = fitmod.fit(list(logs), time_col=time_col, key_col=key_col, labels=labels,
+                         label_time_col=label_time_col, label_example_col=label_example_col,
+                         base=from_, name=name, sample=log_sample,
+                         progress=sys.stderr.isatty())   # on stderr only, so --json stays clean
+    except fitmod.LogError as e:
+        raise BadInput(str(e)) from None
+    atomic_write(output, res.scenario_text)
+    res.doc["scenario_file"] = str(output)
+    if figures is not None:
+        from . import fitplots
+        figures.mkdir(parents=True, exist_ok=True)
+        res.doc["figures"] = [str(p) for p in fitplots.figures(res, figures)]
+    if json_:
+        print(render.dumps(res.doc))
+    else:
+        render.fit_summary(out, res.doc)
+    for w in res.doc["warnings"]:
+        err.print(f"warning: {one_line(w)}", markup=False)
+    for p in res.doc.get("figures", []):
+        err.print(f"wrote {p}")
+    err.print(f"wrote {output}; next: mlarch advise {output}")
 
 
 def main():

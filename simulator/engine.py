@@ -532,7 +532,8 @@ def report_interval_s(horizon_s: float) -> float:
 
 def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
              progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
-             planning_horizon_s: float | None = None, request_budget: float | None = DEFAULT_REQUEST_BUDGET) -> Result:
+             planning_horizon_s: float | None = None, request_budget: float | None = DEFAULT_REQUEST_BUDGET,
+             on_requests=None) -> Result:
     """Run `design` on the scenario's synthetic traffic over [0, horizon_s) (default: the
     scenario's horizon, its lifetime). The control plane always covers the whole span; when
     the span holds more than `request_budget` requests, requests are simulated in stratified
@@ -543,7 +544,9 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     progress: None or a callable taking the completed fraction of simulated time.
     planning_horizon_s (default: the scenario's horizon) is the lifetime over which
     total_usd_over_horizon adds one-off and recurring costs. Raises TooLarge, before any
-    work, for runs that would not finish in reasonable time or memory."""
+    work, for runs that would not finish in reasonable time or memory. on_requests: None or a
+    callable(arrival_times_s, keys) called with every chunk of recorded requests
+    (DataPlane.set_request_sink)."""
     from .traffic import integrated_rate
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
@@ -560,6 +563,8 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     # parallelism belongs to the caller (sweep --jobs), one run per core
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):
-        return Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
-                          keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
-                          slices=plan).run()
+        sim = Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
+                         keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
+                         slices=plan)
+        sim.dp.set_request_sink(on_requests)
+        return sim.run()

@@ -43,6 +43,8 @@ class DataPlane:
     """Serves every request of [0, horizon) with whatever model and table the control plane
     has installed, and accumulates the request metrics (histograms and exact sums)."""
 
+    on_requests = None   # optional callable(arrival_times_s, keys) seeing every request (set_request_sink)
+
     def __init__(self, sc: Scenario, horizon_s: float, features: KeyFeatures, concept: Concept,
                  zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple,
                  compiled: bool | None = None):
@@ -79,6 +81,10 @@ class DataPlane:
         self.live = m
         self.scorer = Scorer(m, self.features)
         self.end_proj_model = self._proj(m.data_end_s)
+
+    def set_request_sink(self, fn) -> None:
+        """Call fn(arrival_times_s, keys) with every chunk of requests served (e.g. to log them)."""
+        self.on_requests = fn
 
     def set_table(self, table: Table) -> None:
         """Answer table hits from this table from now on."""
@@ -147,6 +153,7 @@ class DataPlane:
             return
         sc = self.sc
         keys = self.zipf.sample(self.rng_keys, n)
+        if self.on_requests is not None: self.on_requests(t, keys)  # noqa: E701
         i, j = self.features.index(keys)
         hit = keys <= np.uint64(self.keys_in_table) if self.keys_in_table else np.zeros(n, bool)
         miss = ~hit
