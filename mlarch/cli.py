@@ -240,7 +240,7 @@ def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: fl
     """simulate, writing the request log and the label log (both complete or not at all)."""
     from . import simlog
     from .progress import simulate_with_bar
-    check_parent(log, "--log")
+    check_file_output(log, "--log")
     seed = sc.seed if seed is None else seed
     req = simlog.RequestLog(log, sample, seed)
     try:
@@ -449,7 +449,7 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
     Zipf exponent, label velocity and delay, each with a 95% interval and its method."""
     from . import fit as fitmod
     from . import render
-    check_parent(output, "-o")
+    check_file_output(output, "-o")
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {figures}: exists and is not a directory")
     import re

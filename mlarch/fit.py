@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
