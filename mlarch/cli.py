@@ -224,8 +224,12 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     if log is None:
         result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon, request_budget=budget)
     else:
-        if horizon is None:
-            raise BadInput("--log: a request log needs a contiguous span; add --horizon (e.g. --horizon 1d)")
+        from simulator.traffic import integrated_rate
+        expected = integrated_rate(0.0, sc.horizon, sc.traffic.rate, sc.traffic.diurnal_amplitude)
+        if horizon is None and expected > (requests or DEFAULT_REQUESTS):
+            raise BadInput(f"--log: the {sc.horizon / 86400:g}-day lifetime holds about {expected:.3g} requests, "
+                           f"more than are simulated; a request log needs a contiguous span: add --horizon "
+                           f"(e.g. --horizon 1d)")
         result = _simulate_logged(sc, design, seed, planned.horizon, log, log_sample)
     if out_dir is not None:
         for pth in write_run(out_dir, result, force=force):

@@ -22,6 +22,8 @@ def _examples():
     for doc in DOCS:
         text = doc.read_text()
         for m in re.finditer(r"```\n\$ (mlarch [^\n]*)\n(.*?)```", text, re.S):
+            if m.group(1).endswith("\\") or "\n$ " in m.group(2):
+                continue   # a session of several commands: a walkthrough, not an output excerpt
             yield pytest.param(m.group(1), m.group(2), id=f"{doc.name}:{m.group(1)[:60]}")
 
 

@@ -222,8 +222,15 @@ def test_invariants(serving, k):
     assert m["requests"] > 0
     assert m["queue_wait_ms"]["p50"] >= 0 and m["queue_wait_ms"]["max"] >= 0
     assert 0 <= m["cache_hit_ratio"] <= 1 and 0 <= m["waited_fraction"] <= 1
-    assert all(v >= 0 for v in m["cost_usd"].values())
-    assert m["cost_usd"]["total"] == pytest.approx(sum(v for kk, v in m["cost_usd"].items() if kk != "total"))
+    def leaves(d):
+        return [x for v in d.values() for x in (leaves(v) if isinstance(v, dict) else [v])]
+    assert all(v >= 0 for v in leaves(m["cost_usd"]))
+    c = m["cost_usd"]
+    assert c["total"] == pytest.approx(c["serving"] + c["training"] + c["batch_prediction"] + c["storage"])
+    for part in ("one_off_usd", "recurring_usd_per_month"):
+        assert c[part]["total"] == pytest.approx(sum(v for kk, v in c[part].items() if kk != "total"))
+    # recurring per month = the span's recurring costs scaled to a month (storage is already monthly)
+    assert c["recurring_usd_per_month"]["serving"] == pytest.approx(c["serving"] * 730 * 3600 / m["horizon_s"])
     assert 0 <= m["accuracy"]["served"] <= 1
     if serving == "static":
         assert m["cache_hit_ratio"] == 1.0 and set(by_path) == {"table"}
@@ -294,7 +301,8 @@ def test_requests_no_path_can_answer_are_counted_as_fallbacks():
 @pytest.mark.parametrize("sets,expect", [(["traffic.rate=1e7/s", "horizon=300d"], "requests"),
                                          (["traffic.cardinality=1e12", "architecture.serving=static"], "keys")])
 def test_absurd_runs_are_refused_up_front(cli, sets, expect):
-    args = ["simulate", "ad-conversion"]
+    # --horizon: simulate every request of the span (a sliced lifetime would sample it)
+    args = ["simulate", "ad-conversion", "--horizon", "300d"]
     for s in sets:
         args += ["--set", s]
     res = cli(*args)
