@@ -265,7 +265,7 @@ def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: fl
 
 @app.command()
 @guarded
-def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (about 20 s instead of 45 s)."),
+def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (about 2 minutes on 2 cores)."),
               seed: int = typer.Option(1, "--seed", min=0, help="Seed for every experiment."),
               json_: bool = JsonOpt):
     """Run the simulator against closed-form theory (queueing, caching, staleness, drift,
