@@ -110,17 +110,20 @@ def accuracy_over_time(metrics: dict, ts: pd.DataFrame, events: list, path: Path
 
 
 def cost_breakdown(metrics: dict, path: Path) -> Path:
-    per_month = MONTH_S / metrics["horizon_s"]
-    kinds = ["serving", "training", "batch_prediction", "storage"]
-    vals = [metrics["cost_usd"][k] * per_month for k in kinds]
+    rec = metrics["cost_usd"]["recurring_usd_per_month"]
+    one = metrics["cost_usd"]["one_off_usd"]
+    kinds = ["serving", "retraining", "table_refreshes", "storage"]
+    vals = [rec[k] for k in kinds]
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    bars = ax.barh(kinds, vals, color=["#e76f51", "#264653", "#e9c46a", "#2a9d8f"])
+    bars = ax.barh([k.replace("_", " ") for k in kinds], vals, color=["#e76f51", "#264653", "#e9c46a", "#2a9d8f"])
     for b, v in zip(bars, vals):
-        ax.annotate(f"${v:,.2f}", (b.get_width(), b.get_y() + b.get_height() / 2), xytext=(4, 0),
+        ax.annotate(f"\\${v:,.2f}", (b.get_width(), b.get_y() + b.get_height() / 2), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=8)
     ax.set_xlabel("cost (USD per month)")
     ax.set_xlim(0, max(vals) * 1.25 if max(vals) > 0 else 1)
-    ax.set_title(f"{metrics['scenario']}: where the money goes (${metrics['cost_usd_per_month']:,.2f}/month)\n"
+    # "\\$": a bare pair of dollar signs would be read as mathtext
+    ax.set_title(f"{metrics['scenario']}: \\${rec['total']:,.2f}/month recurring, "
+                 f"\\${one['total']:,.2f} once (initial model and table)\n"
                  "look at the largest bar: that is the design's main cost driver", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
