@@ -487,6 +487,12 @@ class Simulation:
         elif dp.requests >= 1000 and dp.served_correct / n < 0.5:   # not a small-sample fluke
             notes.append(f"served accuracy {dp.served_correct / n:.1%} is below chance (50%): the model "
                          "is too stale or was trained on too little data for this drift")
+        if not none and dp.requests >= 1000 and fresh - served_exp < 0:
+            # not clamped: a negative loss is a real condition, and it says something
+            notes.append(f"accuracy lost to staleness is negative ({fresh - served_exp:.2%}): a model trained on "
+                         f"this {sc.model.training_window / 86400:g}-day window predicts the present no better "
+                         "than an older one, because the window spans too much drift; shorten "
+                         "model.training_window")
         lat = {k: None for k in ("mean", "p50", "p95", "p99", "p999", "max")} if none else dp.lat.summary_ms()
         waits = ("mean", "p50", "p95", "p99", "max")
         return {
