@@ -64,6 +64,9 @@ def latency_quantile_s(sc: Scenario, p: float, hit: float, replicas: int | None,
     return theory.mixture_quantile(p, [cdf], [1.0], hi)
 
 
+MAX_REPLICAS = 100_000     # the largest pool serving.replicas accepts
+
+
 def replicas_for_slo(sc: Scenario, hit: float) -> int | None:
     """Fewest replicas whose p99 at the peak rate meets slo.latency_p99 (None if none can)."""
     miss = 1.0 - hit
@@ -82,6 +85,10 @@ def replicas_for_slo(sc: Scenario, hit: float) -> int | None:
         return c
     hi = c * 2
     while not ok(hi):
+        if hi > MAX_REPLICAS:
+            # the SLO sits within the bisection's tolerance of the no-queue floor: no finite
+            # pool reaches it (serving.replicas accepts at most MAX_REPLICAS anyway)
+            return None
         hi *= 2
     lo = c
     while hi - lo > 1:

@@ -49,6 +49,10 @@ class _Walker:
         if self.nodes > MAX_NODES:
             self.err(node, path, f"document expands to more than {MAX_NODES} nodes "
                                  "(an alias bomb?); scenario files are small")
+        if len(path) > MAX_DEPTH:
+            # the text is shallow but an alias points back into its own mapping
+            self.err(node, path[:2], f"nested more than {MAX_DEPTH} levels deep (an alias that "
+                                             "refers to itself?); scenario files are 4 levels deep")
         self.lines.setdefault(path, node.start_mark.line + 1)
         tag = node.tag or ""
         if isinstance(node, yaml.MappingNode):

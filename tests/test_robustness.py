@@ -165,6 +165,12 @@ def test_deeply_nested_yaml_is_one_line(cli, write):
     assert ":1: nested more than" in line
 
 
+def test_an_alias_that_refers_to_itself_is_one_line(cli, write):
+    """Shallow text, infinite graph: `traffic: &a {rate: *a}` (found by make fuzz)."""
+    line = _one_line_error(cli("advise", write("name: x\ntraffic: &a\n  rate: *a\n")))
+    assert ":2: traffic.rate: nested more than" in line
+
+
 def test_deeply_nested_set_value_is_one_line(cli):
     line = _one_line_error(cli("advise", "spam", "--set", "traffic.rate=" + "[" * 500 + "]" * 500))
     assert "traffic.rate" in line and "nested" in line

@@ -147,6 +147,16 @@ def test_infeasible_training_is_never_static_by_default(tmp_path):
     assert not any(r.startswith("Static training stays within the budget") for r in a.training.reasons)
 
 
+def test_an_slo_at_the_no_queue_floor_does_not_search_forever(tmp_path):
+    """Found by the property test: a hybrid whose p99 floor sits within the bisection's
+    tolerance of the SLO made the replica search double until lgamma overflowed."""
+    doc = _case("floor", rate="500/s", card="1000", s=0.9, velocity="1e4/d", half_life="30d",
+                inference="{distribution: exponential, mean: 30ms}", slo="100ms")
+    sc, _ = _load(tmp_path, doc)
+    a = advise(sc)
+    assert math.isfinite(a.predicted.latency_p99_ms) and a.serving.slo_met
+
+
 def test_trainers_follow_the_stated_speed_up_law():
     """Amdahl: fixed part serial, per-example part divided by the workers."""
     sc = load_scenario("spam", ["model.train_time={fixed: 10m, per_million_examples: 60m}"])
@@ -181,7 +191,8 @@ _RANDOM = dict(rate=st.sampled_from(["5/s", "50/s", "500/s", "3000/s"]),
 
 # no shrinking: each example runs the whole advisor (seconds), and the falsifying example is
 # printed as drawn
-@settings(max_examples=20, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+# derandomized so CI is repeatable; `make fuzz` explores fresh inputs
+@settings(max_examples=20, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate), derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(**_RANDOM)
 def test_reasons_never_claim_what_the_numbers_deny(tmp_path, **kw):
