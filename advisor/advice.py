@@ -18,7 +18,7 @@ from .schedule import hit_ratio
 from .serving import ServingAdvice, advise_serving
 from .serving import SCORE_LEGEND as SERVING_LEGEND
 from .training import SCORE_LEGEND as TRAINING_LEGEND
-from .training import TrainingAdvice, advise_training
+from .training import TrainingAdvice, advise_training, remedies_sentence
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _serving_binding(sc: Scenario, design: Design) -> str:
     return "model.inference_time"
 
 
-def _serving_remedies(sc: Scenario, binding: str) -> list[dict]:
+def _serving_remedies(sc: Scenario, binding: str, p: Prediction) -> list[dict]:
     """Concrete `--set` changes, each checked here to give a design that meets the SLO."""
     slo = sc.slo.latency_p99
 
@@ -132,8 +132,7 @@ def _serving_remedies(sc: Scenario, binding: str) -> list[dict]:
         ch = f"model.inference_time={val}"
         if meets(ch):
             out.append({"set": ch, "effect": f"a model {1 / f:.3g}x faster (p99 {q99 * f * 1e3:.3g} ms)"})
-    # accepting the latency the design achieves
-    p = predict(sc, design_for(sc))
+    # accepting the latency the design achieves (p: its prediction as given)
     if math.isfinite(p.latency_p99_ms):
         ch = f"slo.latency_p99={math.ceil(p.latency_p99_ms * 1.02)}ms"
         if meets(ch):
@@ -160,10 +159,10 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
     if slo_met and not sv.feasible:
         # latency is met; the table's refresh lag breaks the accuracy budget (said in the reasons)
         sv = dataclasses.replace(sv, slo_met=True, binding="serving.batch_workers",
-                                 remedies=_table_remedies(sc) if remedies else [])
+                                 remedies=_table_remedies(sc, pred) if remedies else [])
     elif not slo_met:
         binding = _serving_binding(sc, d)
-        fixes = _serving_remedies(sc, binding) if remedies else []
+        fixes = _serving_remedies(sc, binding, pred) if remedies else []
         reasons = list(sv.reasons)
         floor = float(sc.model.inference_time.quantile_s(0.99)) * 1e3
         if binding == "model.inference_time":
@@ -171,8 +170,7 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
                            f"{sc.slo.latency_p99 * 1e3:,.0f} ms SLO (model.inference_time): no number "
                            f"of replicas meets it.")
         if fixes:
-            reasons.append("Any of these changes meets the SLO: "
-                           + "; ".join(f"--set {f['set']} ({f['effect']})" for f in fixes) + ".")
+            reasons.append(remedies_sentence("meets the SLO", fixes))
         sv = dataclasses.replace(sv, slo_met=False, feasible=False, binding=binding, remedies=fixes,
                                  reasons=reasons)
     budget = sc.slo.max_accuracy_loss
@@ -183,16 +181,15 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
             f"The design that runs answers {pred.cache_hit_ratio:.0%} of requests from a table whose rows "
             f"are one {pred.batch_predict_s / 3600:.3g} h batch-prediction job older than the model: the loss "
             f"is {pred.accuracy_loss:.2%}, above the {budget:.2%} budget (serving.batch_workers)."]
-        fixes = _table_remedies(sc) if remedies else []
+        fixes = _table_remedies(sc, pred) if remedies else []
         if fixes:
-            reasons.append("Any of these changes makes the budget met: "
-                           + "; ".join(f"--set {f['set']} ({f['effect']})" for f in fixes) + ".")
+            reasons.append(remedies_sentence("makes the budget met", fixes))
         tr = dataclasses.replace(tr, budget_met=False, feasible=False, binding="serving.batch_workers",
                                  remedies=fixes, reasons=reasons)
     return Advice(sc.name, tr, sv, d, pred)
 
 
-def _table_remedies(sc: Scenario) -> list[dict]:
+def _table_remedies(sc: Scenario, p: Prediction) -> list[dict]:
     """More batch-prediction workers refresh the table sooner; or accept the loss."""
     out = []
     for k in (4, 16, 64, 256, 1024):
@@ -207,7 +204,6 @@ def _table_remedies(sc: Scenario) -> list[dict]:
         if alt.training.budget_met:
             out.append({"set": ch, "effect": f"{workers} batch-prediction vCPUs refresh the table {k}x sooner"})
             break
-    p = predict(sc, design_for(sc))
     need = math.ceil(p.accuracy_loss * 1000 + 1e-9) / 1000
     if need < 0.5:
         ch = f"slo.max_accuracy_loss={need:.3f}"

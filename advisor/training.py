@@ -193,6 +193,11 @@ def _remedies(sc: Scenario, binding: str, best: TrainingOption, cache_keys: int)
     return out
 
 
+def remedies_sentence(what: str, fixes: list[dict]) -> str:
+    """'Any of these changes <what>: --set A (effect); --set B (effect).'"""
+    return f"Any of these changes {what}: " + "; ".join(f"--set {f['set']} ({f['effect']})" for f in fixes) + "."
+
+
 def format_duration_exact(seconds: float) -> str:
     """A duration in the scenario syntax that parses back to (about) the same seconds."""
     for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
@@ -270,8 +275,7 @@ def advise_training(sc: Scenario, cache_keys: int = 0, remedies: bool = True) ->
                        f"{budget:.2%} budget as given: {why} ({binding}). The best runnable schedule, "
                        f"{what}, loses {dyn.accuracy_loss:.2%}.")
         if fixes:
-            reasons.append("Any of these changes makes dynamic training meet the budget: "
-                           + "; ".join(f"--set {f['set']} ({f['effect']})" for f in fixes) + ".")
+            reasons.append(remedies_sentence("makes dynamic training meet the budget", fixes))
     if not static.feasible:
         reasons.append(static.why_not)
     if not math.isinf(hl) and sc.model.training_window > hl:

@@ -75,6 +75,8 @@ class DataPlane:
         self.fresh_expected = 0.0
         self.bucket = _Bucket(0.0)
         self.t_done = 0.0
+        self.pieces: list | None = None     # recorded slices (set_slices); None: every request
+        self.piece_i = 0
 
     def set_model(self, m: Model) -> None:
         """Serve model-path requests with m from now on."""
@@ -101,7 +103,7 @@ class DataPlane:
         """Serve every request that arrives in [t_done, t_to) with the current state (only
         the sampled pieces of time when slices are set)."""
         t_to = min(t_to, self.horizon)
-        pieces = getattr(self, "pieces", None)
+        pieces = self.pieces
         if pieces is None:
             self._advance_span(t_to, record=True)
             return
