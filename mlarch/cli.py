@@ -17,6 +17,17 @@ from scenarios.errors import ScenarioError
 
 from .files import OutputError, RunDir, atomic_write, check_dir_output, check_file_output, write_run
 
+def _plain_usage_name(self) -> str:
+    """`SCENARIO`, `[FILE]`, `LOG...` as click prints them; typer >= 0.16 wraps required
+    arguments in braces (`{scenario}`), which reads like a set of choices."""
+    name = self.metavar or self.name.upper()
+    name = name if self.required else f"[{name}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+if hasattr(getattr(typer.core, "TyperArgument", None), "_usage_display_name"):
+    typer.core.TyperArgument._usage_display_name = _plain_usage_name
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="mlarch: decide how to build a production ML system, and prove it by simulation.\n\n"
                        "SCENARIO is a YAML file or a preset name (see `mlarch presets`).")
@@ -26,10 +37,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
                       help="Override a scenario field, e.g. --set traffic.rate=120/s (repeatable).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress on stderr (also MLARCH_QUIET=1).")
 ForceDirOpt = typer.Option(False, "--force", help="Replace a non-empty --out directory whole.")
 
 
 DEFAULT_REQUESTS = 2e7   # simulator.slices.DEFAULT_REQUEST_BUDGET, without importing the simulator
+
+
+def _progress_quiet(quiet: bool) -> None:
+    from .progress import set_quiet
+    set_quiet(quiet)
 
 
 class BadInput(Exception):
@@ -84,7 +101,7 @@ def presets(json_: bool = JsonOpt):
 
 @app.command()
 @guarded
-def init(file: Path = typer.Argument(..., help="Scenario file to write."),
+def init(file: Path = typer.Argument(..., metavar="FILE", help="Scenario file to write."),
          from_: str = typer.Option("spam", "--from", help="Preset to copy."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")):
     """Write a commented copy of a preset to start a scenario from."""
@@ -106,7 +123,7 @@ def init(file: Path = typer.Argument(..., help="Scenario file to write."),
 
 @app.command()
 @guarded
-def advise(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+def advise(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML file or preset name."),
            set_: Optional[List[str]] = SetOpt, json_: bool = JsonOpt):
     """Score static vs dynamic training and static vs dynamic vs hybrid serving, with reasons
     and predicted figures."""
@@ -122,15 +139,16 @@ def advise(scenario: str = typer.Argument(..., help="Scenario YAML file or prese
 
 @app.command()
 @guarded
-def compare(scenarios: List[str] = typer.Argument(..., help="Scenario files or preset names."),
+def compare(scenarios: List[str] = typer.Argument(..., metavar="SCENARIO", help="Scenario files or preset names."),
             set_: Optional[List[str]] = SetOpt,
             simulate: bool = typer.Option(False, "--simulate", help="Also run each scenario in the simulator."),
             seed: Optional[int] = typer.Option(None, "--seed", help="Simulation seed (default: each scenario's)."),
             horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span, e.g. 1d."),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="With --simulate: write a comparison figure here."),
             force: bool = ForceDirOpt,
-            json_: bool = JsonOpt):
+            json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """One row per scenario, side by side: the course's use-case table, with numbers."""
+    _progress_quiet(quiet)
     from . import render
     from advisor import advise as run_advise
     from advisor import predict
@@ -195,7 +213,7 @@ def _horizon_set(horizon: Optional[str]) -> list[str]:
 
 @app.command()
 @guarded
-def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+def simulate(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML file or preset name."),
              set_: Optional[List[str]] = SetOpt,
              seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Random seed (default: the scenario's)."),
              horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulate every request of a contiguous span from t = 0, e.g. 6h or 7d, instead of sampling the lifetime."),
@@ -205,11 +223,12 @@ def simulate(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
              force: bool = ForceDirOpt,
              log: Optional[Path] = typer.Option(None, "--log", metavar="FILE", help="Write the request log (time, key) here and the label log next to it (FILE-labels.csv), as `mlarch fit` reads them."),
              log_sample: float = typer.Option(1.0, "--log-sample", min=1e-9, max=1.0, metavar="P", help="Log each request (and labelled example) with probability P."),
-             json_: bool = JsonOpt):
+             json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
     synthetic traffic and report latency, cost, staleness and accuracy. The control plane covers
     the whole lifetime (`horizon`); requests are simulated in evenly spread time slices up to
     --requests (all of them when they fit), or over a contiguous --horizon span."""
+    _progress_quiet(quiet)
     from . import render
     from advisor import design_for, predict
     from .progress import simulate_with_bar
@@ -267,18 +286,15 @@ def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: fl
 @guarded
 def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (about 2 minutes on 2 cores)."),
               seed: int = typer.Option(1, "--seed", min=0, help="Seed for every experiment."),
-              json_: bool = JsonOpt):
+              json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """Run the simulator against closed-form theory (queueing, caching, staleness, drift,
     arrivals) and the advisor's predictions on every preset; exit 1 on any mismatch."""
-    from rich.progress import BarColumn, Progress, TextColumn
-
+    _progress_quiet(quiet)
     from . import render
     from . import selfcheck as sc_mod
-    with Progress(TextColumn("selfcheck: {task.description}"), BarColumn(), console=err,
-                  transient=True) as bar:
-        task = bar.add_task("starting", total=1.0)
-        checks = sc_mod.run(quick=quick, seed=seed,
-                            progress=lambda name, f: bar.update(task, description=name, completed=f))
+    from .progress import Bar
+    with Bar("selfcheck") as bar:
+        checks = sc_mod.run(quick=quick, seed=seed, progress=lambda name, f: bar.update(f, stage=name))
     failed = [c for c in checks if not c.passed]
     if json_:
         print(render.dumps({"checks": [c.to_json() for c in checks], "passed": not failed}))
@@ -290,7 +306,7 @@ def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (a
 
 @app.command()
 @guarded
-def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML file or preset name."),
           vary: List[str] = typer.Option(..., "--vary", metavar="PATH=V1,V2,...",
                                          help="A field and the values to try (repeatable: the grid is their product)."),
           set_: Optional[List[str]] = SetOpt,
@@ -303,14 +319,14 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
           out_csv: Path = typer.Option(..., "--out", help="CSV file to write: one row per (grid point, seed)."),
           fresh: bool = typer.Option(False, "--fresh", help="Run every point again, ignoring rows stored by earlier "
                                                             "runs of this sweep (in OUT.runs/)."),
-          ):
+          quiet: bool = QuietOpt):
     """Run a grid of simulations and write a tidy CSV (one column per varied field and per metric)."""
+    _progress_quiet(quiet)
     import io
 
     import pandas as pd
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from . import sweep as sw
+    from .progress import Bar
     horizon_s = _horizon_s(horizon)
     check_file_output(out_csv, "--out")    # before any simulation
     _load(scenario, (set_ or []) + _horizon_set(horizon))
@@ -323,11 +339,10 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
     done = 0 if fresh else sum(store.get(k) is not None for k in keys)
     err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
               + (f"; {done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""))
-    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("runs", total=len(runs), completed=done)
+    with Bar("sweep", total=len(runs)) as bar:
+        bar.update(done)
         rows = sw.run_grid(scenario, set_ or [], runs, jobs=jobs, scheduler=scheduler, horizon_s=horizon_s,
-                           progress=lambda k: bar.update(task, completed=k),
+                           progress=lambda k: bar.update(k),
                            store=store, keys=keys, reuse=not fresh)
     buf = io.StringIO()
     pd.DataFrame(rows).to_csv(buf, index=False)
@@ -337,7 +352,7 @@ def sweep(scenario: str = typer.Argument(..., help="Scenario YAML file or preset
 
 @app.command()
 @guarded
-def capacity(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+def capacity(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML file or preset name."),
              set_: Optional[List[str]] = SetOpt,
              design: Optional[List[str]] = typer.Option(None, "--design", metavar="KIND",
                                                         help="static, dynamic or hybrid (repeatable; default: all three)."),
@@ -346,9 +361,10 @@ def capacity(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
              horizon: str = typer.Option("30m", "--horizon", help="Simulated span of each confirmation run."),
              seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Simulation seed (default: the scenario's)."),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="Write capacity.png and capacity.json here."),
-             json_: bool = JsonOpt):
+             json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """The highest traffic rate each design (static, dynamic, hybrid at the advisor's k) sustains
     within the latency SLO, confirmed by simulation, and the replicas needed at 2x and 10x."""
+    _progress_quiet(quiet)
     from . import capacity as cap_mod
     from . import render
     kinds = tuple(dict.fromkeys(design or cap_mod.KINDS))
@@ -359,9 +375,15 @@ def capacity(scenario: str = typer.Argument(..., help="Scenario YAML file or pre
     _load(scenario, (set_ or []) + _horizon_set(horizon))   # the span within the allowed range
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
-    with err.status("capacity: bisecting the model") as status:
+    from .progress import Bar
+    with Bar("capacity", total=len(kinds)) as bar:
+        bar.update(0, stage="bisecting the model")
+        done = []
+        def step(kind):
+            done.append(kind)
+            bar.update(len(done), stage=f"simulated {kind}")
         result = cap_mod.capacity(scenario, set_ or [], kinds, simulate=simulate, horizon_s=horizon_s, seed=seed,
-                                  progress=lambda kind: status.update(f"capacity: simulated {kind}"))
+                                  progress=step)
     if out_dir is not None:
         from . import plots
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -421,17 +443,20 @@ def plot(input_: Path = typer.Argument(..., metavar="INPUT", help="A `simulate -
 
 @app.command()
 @guarded
-def report(scenario: str = typer.Argument(..., help="Scenario YAML file or preset name."),
+def report(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML file or preset name."),
            set_: Optional[List[str]] = SetOpt,
            output: Path = typer.Option(..., "-o", "--output", help="HTML file to write."),
-           jobs: int = typer.Option(0, "--jobs", min=0, help="Parallel workers for the trade-off sweeps (0 = all cores).")):
+           jobs: int = typer.Option(0, "--jobs", min=0, help="Parallel workers for the trade-off sweeps (0 = all cores)."),
+           quiet: bool = QuietOpt):
     """Write one self-contained HTML page: the advice and its reasons, the simulated figures,
     and trade-off plots from a small sweep around the recommendation."""
+    _progress_quiet(quiet)
     from . import report as rep
     check_file_output(output, "-o")    # before any simulation
     _load(scenario, set_)   # bad input fails before any simulation
-    with err.status("report: starting") as status:
-        page = rep.build(scenario, set_ or [], progress=lambda msg: status.update(f"report: {msg}"), jobs=jobs)
+    from .progress import Bar
+    with Bar("report") as bar:
+        page = rep.build(scenario, set_ or [], progress=lambda msg, f=None: bar.update(f, stage=msg), jobs=jobs)
     atomic_write(output, page)
     err.print(f"wrote {output} ({len(page) / 1e6:.1f} MB, self-contained)")
 
@@ -448,11 +473,13 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
         label_example_col: Optional[str] = typer.Option(None, "--label-example-col", help="Label log: example time column (default: --time-col)."),
         log_sample: float = typer.Option(1.0, "--log-sample", min=1e-9, max=1.0, metavar="P", help="The logs hold a uniform P-sample of requests and labelled examples (simulate --log-sample P): rate and velocity are divided by P."),
         figures: Optional[Path] = typer.Option(None, "--figures", metavar="DIR", help="Write PNG figures of the fits here."),
-        json_: bool = JsonOpt):
+        json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """Fit a scenario to a real request log (and label log): rate, daily swing, cardinality,
     Zipf exponent, label velocity and delay, each with a 95% interval and its method."""
+    _progress_quiet(quiet)
     from . import fit as fitmod
     from . import render
+    from .progress import on_terminal
     check_file_output(output, "-o")
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {figures}: exists and is not a directory")
@@ -463,7 +490,7 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
         res = fitmod.fit(list(logs), time_col=time_col, key_col=key_col, labels=labels,
                          label_time_col=label_time_col, label_example_col=label_example_col,
                          base=from_, name=name, sample=log_sample,
-                         progress=sys.stderr.isatty())   # on stderr only, so --json stays clean
+                         progress=on_terminal())   # on stderr only, so --json stays clean
     except fitmod.LogError as e:
         raise BadInput(str(e)) from None
     atomic_write(output, res.scenario_text)
@@ -486,9 +513,26 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
 def main():
     """Console-script entry point."""
     try:
-        app(prog_name="mlarch")
+        code = app(prog_name="mlarch", standalone_mode=False)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:
+        # Usage errors (unknown option, missing argument): click would print usage, a blank
+        # line and the error; one line is easier to read and to parse. Matched by duck type
+        # because typer >= 0.16 vendors click under another module name.
+        if type(e).__name__ == "Abort":
+            sys.exit(130)
+        if not hasattr(e, "format_message") or not hasattr(e, "exit_code"):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":   # bare `mlarch`: the help, as click prints it
+            err.print(e.format_message(), markup=False, emoji=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        ctx = getattr(e, "ctx", None)
+        cmd = ctx.command_path if ctx is not None else "mlarch"
+        hint = f" (try '{cmd} --help')" if hasattr(e, "ctx") else ""
+        err.print(f"{cmd}: error: {one_line(e.format_message())}{hint}", markup=False, emoji=False)
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

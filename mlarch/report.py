@@ -56,15 +56,16 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
     from .files import write_run   # the same files `simulate --out` writes
     from advisor import advise
 
-    def step(msg):
+    def step(msg, frac):
         if progress:
-            progress(msg)
+            progress(msg, frac)
 
     sc = load_scenario(scenario, sets)
     adv = advise(sc)
     d = adv.design
-    step(f"simulating {sc.name} over {format_duration(sc.horizon)}")
-    res = simulate(sc, d)
+    msg = f"simulating {sc.name} over {format_duration(sc.horizon)}"
+    step(msg, 0.0)
+    res = simulate(sc, d, progress=lambda f: step(msg, 0.5 * f))   # the rest: two sweeps
     m = res.metrics
     figs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,17 +74,19 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
         write_run(run_dir, res)
         run_figs = plots.run_figures(run_dir, run_dir)
         # trade-off sweeps around the recommendation
-        step("sweeping cache sizes")
+        step("sweeping cache sizes", 0.5)
         names, runs = sw.plan(scenario, sets, [f"architecture.cache_top_k={','.join(cache_grid(sc, d.cache_top_k))}"], 1)
-        rows = sw.run_grid(scenario, sets, runs, jobs=jobs, horizon_s=min(REPORT_SWEEP_SPAN_S, sc.horizon))
+        rows = sw.run_grid(scenario, sets, runs, jobs=jobs, horizon_s=min(REPORT_SWEEP_SPAN_S, sc.horizon),
+                           progress=lambda k, n=len(runs): step("sweeping cache sizes", 0.5 + 0.25 * k / n))
         pd.DataFrame(rows).to_csv(tmp / "cache.csv", index=False)
         cache_fig = plots.storage_vs_latency(pd.read_csv(tmp / "cache.csv"), tmp / "cache.png")
         grid = retrain_grid(sc, d.retrain_every_s)
         if grid:
-            step("sweeping retrain intervals")
+            step("sweeping retrain intervals", 0.75)
             low = list(sets) + [f"traffic.rate={REPORT_LOW_RATE}", "architecture.training=periodic"]
             names, runs = sw.plan(scenario, low, [f"architecture.retrain_every={','.join(grid)}"], 1)
-            rows = sw.run_grid(scenario, low, runs, jobs=jobs)
+            rows = sw.run_grid(scenario, low, runs, jobs=jobs,
+                               progress=lambda k, n=len(runs): step("sweeping retrain intervals", 0.75 + 0.25 * k / n))
             static_row = sw.run_one(scenario, tuple(list(sets) + [f"traffic.rate={REPORT_LOW_RATE}"]),
                                     sw.Run((("architecture.training", "static"),), sc.seed))
             df = pd.DataFrame(rows + [static_row])

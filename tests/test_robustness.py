@@ -311,3 +311,28 @@ def test_minutes_and_millions_have_one_reading():
 def test_non_ascii_digits_are_refused(fn, text):
     with pytest.raises(ValueError, match="non-ASCII digit|not a"):
         fn(text)
+
+
+# ------------------------------------------------------------ usage errors from the parser
+
+@pytest.mark.parametrize("argv,needle", [
+    (["advise", "spam", "--bogus"], "No such option: --bogus"),
+    (["advise"], "Missing argument"),
+    (["frob"], "No such command 'frob'"),
+    (["simulate", "spam", "--requests", "abc"], "--requests"),
+])
+def test_usage_errors_are_one_line(argv, needle):
+    """click prints usage, a blank line and the error; the console script prints one line."""
+    import subprocess
+    res = subprocess.run([sys.executable, "-m", "mlarch", *argv], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res
+    lines = res.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and needle in lines[0] and "error:" in lines[0], res.stderr
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("cmd,usage", [("init", "FILE"), ("advise", "SCENARIO"), ("compare", "SCENARIO..."),
+                                       ("plot", "INPUT"), ("fit", "LOG...")])
+def test_usage_metavars_are_plain(cli, cmd, usage):
+    first = cli(cmd, "--help").stdout.split("\n")[0]
+    assert first.endswith(f" {cmd} [OPTIONS] {usage}"), first   # CliRunner names the program "root"
