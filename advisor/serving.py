@@ -110,12 +110,12 @@ def _replicas(n: int) -> str:
     return f"{n} replica{'s' if n != 1 else ''}"
 
 
-def _hybrid_grid(sc: Scenario) -> list[int]:
+def _hybrid_grid(sc: Scenario, points: int = 30) -> list[int]:
     n = sc.traffic.cardinality
     top = float(n - 1) if n is not None else 1e12
     if top < 1:
         return []
-    ks = np.unique(np.round(np.geomspace(10, max(top, 10), 30)).astype(np.int64))
+    ks = np.unique(np.round(np.geomspace(10, max(top, 10), points)).astype(np.int64))
     return [int(k) for k in ks if 1 <= k <= top]
 
 
@@ -137,16 +137,17 @@ def _score(axes: dict, feasible: bool) -> float:
     return round(score if feasible else 0.3 * score, 2)
 
 
-def advise_serving(sc: Scenario, training: str, every: float | None) -> ServingAdvice:
+def advise_serving(sc: Scenario, training: str, every: float | None, hybrid_points: int = 30) -> ServingAdvice:
     """Cheapest of static / dynamic / hybrid (best cache_top_k) over the lifetime whose p99
-    meets the SLO: one-off table fill + (replicas + table refreshes + table storage) per month."""
+    meets the SLO: one-off table fill + (replicas + table refreshes + table storage) per month.
+    hybrid_points: table sizes tried, log-spaced (fewer: a coarser, faster search)."""
     n, s = sc.traffic.cardinality, sc.traffic.zipf_s
     pinned_c = sc.serving.replicas
     dyn = _serving_option(sc, "dynamic", 0, training, every, pinned_c)
     opts = {"dynamic": dyn}
     if n is not None:
         opts["static"] = _serving_option(sc, "static", int(n), training, every, None)
-    hybrids = [_serving_option(sc, "hybrid", k, training, every, pinned_c) for k in _hybrid_grid(sc)
+    hybrids = [_serving_option(sc, "hybrid", k, training, every, pinned_c) for k in _hybrid_grid(sc, hybrid_points)
                if hit_ratio(sc, k) > 1e-3]
     if hybrids:
         feas = [h for h in hybrids if h.feasible] or hybrids

@@ -398,22 +398,35 @@ def capacity(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scena
 
 @app.command()
 @guarded
-def plot(input_: Path = typer.Argument(..., metavar="INPUT", help="A `simulate --out` directory or a sweep CSV."),
-         out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the PNGs (default: next to INPUT)."),
-         force: bool = ForceDirOpt,
-         ):
-    """Write PNG figures from a simulation run directory or a sweep CSV."""
+def plot(input_: Optional[Path] = typer.Argument(None, metavar="INPUT", help="A `simulate --out` directory or a sweep CSV."),
+         out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory for the PNGs (default: next to INPUT; "
+                                                                    "with --map: the current directory)."),
+         map_: Optional[str] = typer.Option(None, "--map", metavar="SCENARIO",
+                                            help="Instead of INPUT: a map over cardinality and peakedness coloured "
+                                                 "by the cheapest serving design that meets the SLO (advisor)."),
+         set_: Optional[List[str]] = SetOpt,
+         force: bool = ForceDirOpt, quiet: bool = QuietOpt):
+    """Write PNG figures from a simulation run directory or a sweep CSV, or (--map) the serving
+    map of a scenario."""
+    _progress_quiet(quiet)
     from .files import RunDir
+    if (input_ is None) == (map_ is None):
+        raise BadInput("plot: give INPUT (a run directory or a sweep CSV) or --map SCENARIO, not both")
+    if map_ is not None:
+        return _plot_map(map_, set_ or [], out_dir or Path("."))
+    if set_:
+        raise BadInput("--set applies to --map only (a run directory or CSV holds its own scenario)")
     if not input_.exists():
         raise BadInput(f"{input_}: no such file or directory")
     from . import plots
+    notes: list[str] = []
     if input_.is_dir():
         missing = [f for f in ("metrics.json", "timeseries.csv", "latency_hist.csv") if not (input_ / f).exists()]
         if missing:
             raise BadInput(f"{input_}: not a `mlarch simulate --out` directory (missing {', '.join(missing)})")
         draw = lambda d: plots.run_figures(input_, d)   # noqa: E731
     else:
-        draw = lambda d: plots.sweep_figures(input_, d)   # noqa: E731
+        draw = lambda d: plots.sweep_figures(input_, d, notes)   # noqa: E731
     try:
         if out_dir is None and input_.is_dir():
             # next to the run's own files: each PNG replaced atomically, the run's files kept
@@ -439,6 +452,22 @@ def plot(input_: Path = typer.Argument(..., metavar="INPUT", help="A `simulate -
         raise
     for pth in paths:
         err.print(f"wrote {pth}")
+    for note in notes:
+        err.print(f"note: {one_line(note)}", markup=False)
+
+
+def _plot_map(scenario: str, sets: list[str], out_dir: Path) -> None:
+    from . import plots
+    from .progress import Bar
+    from .servingmap import serving_map
+    if not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: not an existing directory")
+    target = out_dir / "serving_map.png"
+    check_file_output(target, "--out")
+    sc = _load(scenario, sets)
+    with Bar("serving map", total=1.0) as bar:
+        m = serving_map(sc, progress=lambda k, n: bar.update(k / n))
+    err.print(f"wrote {plots.serving_map_figure(m, target)}")
 
 
 @app.command()

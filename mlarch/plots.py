@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -51,45 +52,90 @@ def run_figures(run_dir: Path, out_dir: Path) -> list[Path]:
             cost_breakdown(metrics, out_dir / "cost_breakdown.png")]
 
 
-def latency_cdf(metrics: dict, hist: pd.DataFrame, path: Path, slo_ms: float | None = None) -> Path:
+PATH_LABELS = {"table": "table lookup", "model": "model (queue + inference)", "fallback": "fallback (no model)",
+               "all": "all requests"}
+
+
+def _slo(metrics: dict) -> dict:
+    """The scenario's goals as recorded in metrics.json (runs written before they were: none)."""
+    return metrics.get("slo") or {}
+
+
+def latency_cdf(metrics: dict, hist: pd.DataFrame, path: Path) -> Path:
+    """CDF of latency per serving path with the overall p99 and the p99 SLO."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    lo, hi = math.inf, 0.0
     for name, g in hist.groupby("path", sort=False):
-        g = g.sort_values("upper_edge_ms")
+        g = g[g["count"] > 0].sort_values("upper_edge_ms")
+        if g.empty:
+            continue
         cdf = g["count"].cumsum() / g["count"].sum()
         x = np.maximum(g["upper_edge_ms"].to_numpy(), 1e-3)
-        ax.step(x, cdf, where="post", label=f"{name} ({int(g['count'].sum()):,} requests)",
-                color=PATH_COLORS.get(name), lw=2.2 if name == "all" else 1.4)
+        lo, hi = min(lo, x[0]), max(hi, x[-1])
+        # start each curve at 0 just left of its first bin, so a path whose latency is one
+        # value (a table lookup) shows as a visible step, not a line hidden on the axis edge
+        ax.step(np.r_[x[0] / 1.05, x], np.r_[0.0, cdf], where="post",
+                label=f"{PATH_LABELS.get(name, name)} ({int(g['count'].sum()):,} requests)",
+                color=PATH_COLORS.get(name), lw=2.2 if name == "all" else 1.6)
     p99 = metrics["latency_ms"]["p99"]
+    slo_ms = _slo(metrics).get("latency_p99_ms")
     ax.axhline(0.99, color="grey", ls=":", lw=1)
     if p99 is not None:   # null when the run had no requests
         ax.axvline(p99, color=PATH_COLORS["all"], ls="--", lw=1)
         ax.annotate(f"overall p99 {p99:.1f} ms", (p99, 0.5), rotation=90, va="center", ha="right", fontsize=8)
+        lo, hi = min(lo, p99), max(hi, p99)
+    if slo_ms is not None:
+        ax.axvline(slo_ms, color="#d62828", ls="-", lw=1.2, label=f"p99 SLO {slo_ms:g} ms")
+        lo, hi = min(lo, slo_ms), max(hi, slo_ms)
     ax.set_xscale("log")
+    if math.isfinite(lo) and hi > 0:
+        ax.set_xlim(lo / 2, hi * 2)
     ax.set_xlabel("latency: queue wait + service, or table lookup (ms, log scale)")
     ax.set_ylabel("share of requests at or below")
     ax.set_ylim(0, 1.01)
-    ax.set_title(f"{metrics['scenario']}: latency by serving path\n"
-                 "look at where each curve crosses 0.99: table hits are fast and flat, the model path queues",
-                 fontsize=10)
+    serving = (metrics.get("architecture") or {}).get("serving")
+    hint = {"static": "every request is a table lookup: the curve is a step at the lookup time",
+            "dynamic": "every request takes the model path: it meets the SLO if it crosses 0.99 left of the red line",
+            "hybrid": "table hits are fast and flat, the model path queues: 'all' must cross 0.99 left of the red line",
+            }.get(serving, "look at where each curve crosses 0.99")
+    ax.set_title(f"{metrics['scenario']}: latency by serving path\n{hint}", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 
 
 def accuracy_over_time(metrics: dict, ts: pd.DataFrame, events: list, path: Path) -> Path:
+    """Served accuracy (with the budget line) and mean model age over simulated time, with
+    deployments, quarantined batches and gate rejections marked."""
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
     hours = (ts["t_start_s"] + ts["t_end_s"]) / 2 / 3600
-    a1.plot(hours, ts["accuracy"] * 100, color="#264653", lw=1.2, label="served accuracy (vs noisy labels)")
+    acc_pct = ts["accuracy"] * 100
+    a1.plot(hours, acc_pct, color="#264653", lw=1.2, label="served accuracy (vs noisy labels)")
+    shown = [acc_pct]
+    budget = _slo(metrics).get("max_accuracy_loss")
     if "fresh_expected_accuracy" in ts:
-        a1.plot(hours, ts["fresh_expected_accuracy"] * 100, color="#2a9d8f", lw=1, ls="--",
-                label="same model when fresh (expected)")
+        fresh = ts["fresh_expected_accuracy"] * 100
+        a1.plot(hours, fresh, color="#2a9d8f", lw=1, ls="--", label="same model when fresh (expected)")
         a1.plot(hours, ts["served_expected_accuracy"] * 100, color="#e76f51", lw=1,
                 label="served (expected over label noise)")
+        shown += [fresh, ts["served_expected_accuracy"] * 100]
+        if budget is not None:
+            floor = fresh - budget * 100
+            a1.plot(hours, floor, color="#d62828", lw=1, ls=":",
+                    label=f"budget: fresh minus {budget * 100:.3g} points (served should stay above)")
+            shown.append(floor)
+    # a y range of at least 2 points (or 3 budgets), so window-to-window noise is not magnified
+    vals = pd.concat(shown).replace([np.inf, -np.inf], np.nan).dropna()
+    if len(vals):
+        mid, span = (vals.max() + vals.min()) / 2, vals.max() - vals.min()
+        span = max(span * 1.15, 2.0, 3 * (budget or 0) * 100)
+        a1.set_ylim(mid - span, mid + span / 2)   # the lower half holds the legend
     a1.set_ylabel("accuracy (%)")
-    a1.legend(fontsize=7, loc="lower left")
+    a1.legend(fontsize=7, loc="lower left", ncol=2, framealpha=0.85)
     a2.plot(hours, ts["model_age_mean_s"] / 3600, color="#e76f51", lw=1.4)
     a2.set_ylabel("mean model age (h)")
     a2.set_xlabel("simulated time (h)")
+    a2.set_ylim(bottom=0)
     dep = [e["t_s"] / 3600 for e in events if e["event"] == "deploy" and e["t_s"] > 0]
     quar = [e["t_s"] / 3600 for e in events if e["event"] == "quarantine"]
     rej = [e["t_s"] / 3600 for e in events if e["event"] == "gate_reject"]
@@ -103,9 +149,16 @@ def accuracy_over_time(metrics: dict, ts: pd.DataFrame, events: list, path: Path
         ax.grid(alpha=0.3)
     if dep or quar or rej:
         a2.legend(fontsize=7, loc="upper left")
-    a1.set_title(f"{metrics['scenario']}: accuracy and model age over time\n"
-                 "look for the sawtooth: age grows until a deployment resets it, and accuracy falls with age",
-                 fontsize=10)
+    training = (metrics.get("architecture") or {}).get("training")
+    if training == "continuous":
+        hint = "continuous updates keep the model young: age stays near the update delay"
+    elif len(dep) >= 2:
+        hint = "look for the sawtooth: age grows until a deployment resets it, and accuracy falls with age"
+    elif dep:
+        hint = "one deployment in this span: age resets once, then grows again"
+    else:
+        hint = "no deployment in this span: the model only ages, and accuracy falls with age"
+    a1.set_title(f"{metrics['scenario']}: accuracy and model age over time\n{hint}", fontsize=10)
     return _save(fig, path)
 
 
@@ -141,18 +194,25 @@ def _per_month(df: pd.DataFrame, col: str) -> pd.Series:
     return df[col] * MONTH_S / df["horizon_s"]
 
 
-def sweep_figures(csv: Path, out_dir: Path) -> list[Path]:
+def sweep_figures(csv: Path, out_dir: Path, notes: list | None = None) -> list[Path]:
+    """The trade-off figures a sweep supports. A figure with nothing to show is not drawn;
+    the sentence that says so is appended to `notes`."""
     df = pd.read_csv(_read(csv))
     varied = varied_columns(df)
     if not varied or "latency_ms_p99" not in df:
         raise ValueError("not a sweep CSV from `mlarch sweep` (no seed or metric columns)")
+    notes = [] if notes is None else notes
     out = []
     serving_axes = [v for v in varied if v.startswith("architecture.cache_top_k") or v in
                     ("architecture", "architecture.serving", "traffic.peakedness", "traffic.peakedness.zipf_s")]
     retrain_axes = [v for v in varied if v in ("architecture.retrain_every", "architecture.training",
                                                "data.concept_half_life")]
     if serving_axes or df["architecture_serving"].nunique() > 1:
-        out.append(storage_vs_latency(df, out_dir / "tradeoff_storage_latency.png"))
+        fig = storage_vs_latency(df, out_dir / "tradeoff_storage_latency.png")
+        if isinstance(fig, Path):
+            out.append(fig)
+        else:
+            notes.append(fig)
     if retrain_axes or df["architecture_retrain_every_s"].nunique() > 1:
         out.append(accuracy_vs_retrain(df, out_dir / "tradeoff_retrain.png"))
     for v in varied:
@@ -165,9 +225,64 @@ def _slug(text: str) -> str:
 
 
 def _group(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
+    """Mean and sd over seeds per grid point (sd 0 for a single seed)."""
     g = df.groupby(keys, sort=False, dropna=False)[cols]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
     return pd.concat([mean, std.add_suffix("_sd")], axis=1).reset_index()
+
+
+def _yerr(g: pd.DataFrame, col: str):
+    """Error bars only where seeds differ: None when every sd is 0 (one seed, or identical values)."""
+    sd = g[f"{col}_sd"]
+    return sd if (sd > 0).any() else None
+
+
+def _positions(values) -> tuple[np.ndarray, dict, bool]:
+    """x positions for plotting `values` on one axis: (x, {position: tick label}, log).
+
+    A log axis when the positive values span decades; then 0 (no cache) sits one decade below
+    the smallest positive value and a word such as "all" one decade above the largest, each
+    with its own tick label, instead of overlapping on a linear axis. Non-numeric values are
+    categories at 0, 1, 2, ..."""
+    v = pd.Series(list(values))
+    num = pd.to_numeric(v, errors="coerce").to_numpy(dtype=float)
+    words = np.isnan(num)
+    if words.all():
+        return np.arange(len(v), dtype=float), {float(k): str(x).replace("_", " ") for k, x in enumerate(v)}, False
+    pos = num[~words & (num > 0)]
+    log = len(pos) >= 2 and pos.max() / pos.min() >= 20 and not (num[~words] < 0).any()
+    if not log:
+        if words.any():   # a word on a linear axis: one step past the largest value
+            step = np.ptp(num[~words]) or 1.0
+            x = np.where(words, np.nanmax(num) + step, num)
+            return x, {float(np.nanmax(num) + step): str(v[words].iloc[0])}, False
+        return num, {}, False
+    ticks = {}
+    x = num.copy()
+    if (num[~words] == 0).any():
+        x[~words & (num == 0)] = pos.min() / 10
+        ticks[float(pos.min() / 10)] = "0"
+    if words.any():
+        x[words] = pos.max() * 10
+        ticks[float(pos.max() * 10)] = str(v[words].iloc[0])
+    return x, ticks, True
+
+
+def _apply_axis(ax, x: np.ndarray, ticks: dict, log: bool, counts: bool = False) -> None:
+    """Scale and tick labels for positions made by `_positions`."""
+    from scenarios.units import format_count
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        # one labelled tick per value plotted: decades alone would hide which points were run
+        xs = sorted(set(float(t) for t in x if np.isfinite(t)))
+        ax.set_xticks(xs)
+        ax.set_xticklabels([ticks.get(t, format_count(t) if counts else f"{t:.3g}") for t in xs], fontsize=7)
+    elif ticks:
+        xs = sorted(set(float(t) for t in x if np.isfinite(t)))
+        ax.set_xticks(xs)
+        ax.set_xticklabels([ticks.get(t, f"{t:.3g}") for t in xs], fontsize=7,
+                           rotation=20 if len(xs) > 4 else 0)
 
 
 def _pareto(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -181,45 +296,64 @@ def _pareto(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def storage_vs_latency(df: pd.DataFrame, path: Path) -> Path:
+def _point_label(r) -> str:
+    from scenarios.units import format_count
+    return {"static": "static (all)", "dynamic": "dynamic (none)"}.get(
+        r["architecture_serving"], f"top {format_count(r['k'])} ({r['cache_hit_ratio']:.0%} hits)")
+
+
+def storage_vs_latency(df: pd.DataFrame, path: Path) -> Path | str:
+    """p99 against table storage and against total cost, per serving design, with the Pareto
+    front. When no table helps (hits < 1% everywhere), returns the sentence saying so instead."""
     d = df.copy()
-    d["storage_month"] = d["storage_usd_per_month"]
+    table_gb = d["storage_table_bytes"] if "storage_table_bytes" in d else 0.0
+    d["table_gb"] = table_gb / 1e9
     d["total_month"] = d["cost_usd_per_month"]
     d["k"] = d["architecture_cache_top_k"].fillna(0)
-    g = _group(d, ["architecture_serving", "k"], ["storage_month", "latency_ms_p99", "total_month",
+    g = _group(d, ["architecture_serving", "k"], ["table_gb", "latency_ms_p99", "total_month",
                                                   "cache_hit_ratio"])
+    if g["cache_hit_ratio"].max() < 0.01:
+        return (f"No serving trade-off to draw: at most {g['cache_hit_ratio'].max():.2%} of requests hit "
+                f"a precomputed table of any size tried (largest: {_point_label(g.loc[g['k'].idxmax()])}), "
+                "so precomputing buys no latency; serve from the model (dynamic).")
+    slo = df["slo_latency_p99_ms"].iloc[0] if "slo_latency_p99_ms" in df else None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, xcol, xlabel in ((a1, "storage_month", "table storage (USD per month, log scale)"),
+    for ax, xcol, xlabel in ((a1, "table_gb", "precomputed table size (GB)"),
                              (a2, "total_month", "total cost: storage + compute (USD per month)")):
-        x, y = g[xcol].to_numpy(), g["latency_ms_p99"].to_numpy()
-        for kind, gg in g.groupby("architecture_serving"):
-            ax.errorbar(gg[xcol], gg["latency_ms_p99"], yerr=gg["latency_ms_p99_sd"], fmt="o", ms=7,
+        x, ticks, log = _positions(g[xcol])
+        y = g["latency_ms_p99"].to_numpy()
+        for kind in g["architecture_serving"].unique():
+            m = (g["architecture_serving"] == kind).to_numpy()
+            ax.errorbar(x[m], y[m], yerr=_yerr(g[m], "latency_ms_p99"), fmt="o", ms=7,
                         color=KIND_COLORS.get(kind), label=kind, capsize=3)
         front = _pareto(x, y)
         ax.plot(x[front], y[front], color="black", lw=1, ls="--", label="Pareto front")
-        last = None
-        xr, yr = max(np.ptp(x), 1e-12), max(np.ptp(y), 1e-12)
-        for i in np.argsort(x, kind="stable"):
-            r = g.iloc[i]
-            if last is not None and abs(x[i] - last[0]) < 0.04 * xr and abs(y[i] - last[1]) < 0.04 * yr:
-                continue   # labels of points that sit on top of each other would be unreadable
-            last = (x[i], y[i])
-            lab = {"static": "static (all)", "dynamic": "dynamic (none)"}.get(
-                r["architecture_serving"], f"top {r['k']:.3g} ({r['cache_hit_ratio']:.0%} hits)")
-            ax.annotate(lab, (x[i], y[i]), xytext=(5, 4), textcoords="offset points", fontsize=7)
-        logx = xcol == "storage_month" and (x > 0).all() and x.max() / x.min() > 20
-        if logx:
+        if slo is not None:
+            ax.axhline(slo, color="#d62828", lw=1, label=f"p99 SLO {slo:g} ms")
+        if log:
             ax.set_xscale("log")
-        ax.set_xlabel(xlabel if logx else xlabel.replace(", log scale", ""))
-        if g["cache_hit_ratio"].max() < 0.01:
-            ax.text(0.5, 0.5, f"no cache size helps here:\nat most {g['cache_hit_ratio'].max():.2%} of requests hit",
-                    transform=ax.transAxes, ha="center", va="center", fontsize=10, color="#6c757d")
+            if ticks:   # the 0 of a dynamic design, one decade below the smallest table
+                ax.set_xticks(list(ticks), [*ticks.values()], minor=True)
+        scale = "log" if log else "linear"
+        # labels of points that sit on top of each other would be unreadable: label a point
+        # only if it is far enough (in the axis's own scale) from the last one labelled
+        tx = (lambda v: np.log10(v)) if log else (lambda v: v)  # noqa: E731
+        xr = max(np.ptp(tx(x)), 1e-12)
+        yr = max(np.ptp(y), 1e-12)
+        last = None
+        for i in np.argsort(x, kind="stable"):
+            if last is not None and abs(tx(x[i]) - tx(last[0])) < 0.08 * xr and abs(y[i] - last[1]) < 0.08 * yr:
+                continue
+            last = (x[i], y[i])
+            ax.annotate(_point_label(g.iloc[i]), (x[i], y[i]), xytext=(5, 4), textcoords="offset points", fontsize=7)
+        ax.set_xlabel(xlabel + ("" if scale == "linear" else f" ({scale} scale)"))
         ax.set_ylabel("p99 latency (ms)")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.4g"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     a1.set_title("space vs time: more precomputed keys buy lower latency\n"
                  "look for the knee of the Pareto front", fontsize=10)
-    a2.set_title("what it costs in all: the cheapest point on the front\nthat meets the SLO is the design to pick",
+    a2.set_title("what it costs in all: the cheapest point on the front\nbelow the SLO line is the design to pick",
                  fontsize=10)
     return _save(fig, path)
 
@@ -233,12 +367,19 @@ def accuracy_vs_retrain(df: pd.DataFrame, path: Path) -> Path:
     d = d.dropna(subset=["interval_h"])
     g = _group(d, ["interval_h"], ["loss_pct", "train_month"]).sort_values("interval_h")
     fig, ax = plt.subplots(figsize=(7.5, 4.3))
-    ax.errorbar(g["interval_h"], g["loss_pct"], yerr=g["loss_pct_sd"], fmt="o-", color="#e76f51",
+    ax.errorbar(g["interval_h"], g["loss_pct"], yerr=_yerr(g, "loss_pct"), fmt="o-", color="#e76f51",
                 capsize=3, label="accuracy lost to staleness")
-    ax.set_xlabel("retrain interval (h; static = the whole horizon)")
+    if "slo_max_accuracy_loss" in df:
+        budget = df["slo_max_accuracy_loss"].iloc[0] * 100
+        ax.axhline(budget, color="#d62828", lw=1, ls=":", label=f"accuracy budget {budget:.3g} points")
+        ax.legend(fontsize=7, loc="upper left")
+    log = g["interval_h"].max() / max(g["interval_h"].min(), 1e-12) >= 20
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("retrain interval (h; static = the whole horizon)" + (", log scale" if log else ""))
     ax.set_ylabel("accuracy lost to staleness (percentage points)", color="#e76f51")
     ax2 = ax.twinx()
-    ax2.errorbar(g["interval_h"], g["train_month"], yerr=g["train_month_sd"], fmt="s--", color="#264653",
+    ax2.errorbar(g["interval_h"], g["train_month"], yerr=_yerr(g, "train_month"), fmt="s--", color="#264653",
                  capsize=3, label="training cost")
     ax2.set_ylabel("training compute (USD per month)", color="#264653")
     ax.grid(alpha=0.3)
@@ -247,26 +388,39 @@ def accuracy_vs_retrain(df: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+FIELD_LABELS = {"architecture.cache_top_k": "precomputed keys (top k inputs)",
+                "architecture.retrain_every": "retrain interval", "traffic.rate": "traffic rate",
+                "traffic.cardinality": "distinct inputs (cardinality)"}
+
+
 def metrics_vs_field(df: pd.DataFrame, field: str, path: Path) -> Path:
+    """p99, total cost and accuracy lost against one varied field (mean ± sd over seeds,
+    error bars only where seeds differ)."""
     d = df.copy()
     d["total_month"] = d["cost_usd_per_month"]
     d["loss_pct"] = d["accuracy_lost_to_staleness"] * 100
     g = _group(d, [field], ["latency_ms_p99", "total_month", "loss_pct"])
-    numeric = pd.to_numeric(g[field], errors="coerce")
-    xs = numeric if numeric.notna().all() else pd.Series(range(len(g)))
+    x, ticks, log = _positions(g[field])
+    g = g.assign(_x=x).sort_values("_x")
+    x = g["_x"].to_numpy()
+    counts = field in ("architecture.cache_top_k", "traffic.cardinality")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     for ax, col, label in zip(axes, ["latency_ms_p99", "total_month", "loss_pct"],
                               ["p99 latency (ms)", "total cost (USD per month)", "accuracy lost (points)"]):
-        ax.errorbar(xs, g[col], yerr=g[f"{col}_sd"], fmt="o-", capsize=3, color="#264653")
+        ax.errorbar(x, g[col], yerr=_yerr(g, col), fmt="o-", capsize=3, color="#264653")
         ax.set_ylabel(label)
-        ax.set_xlabel(field)
         ax.grid(alpha=0.3)
-        if numeric.notna().all() and (numeric > 0).all() and numeric.max() / numeric.min() > 50:
-            ax.set_xscale("log")
-        if not numeric.notna().all():
-            ax.set_xticks(list(xs))
-            ax.set_xticklabels([str(v) for v in g[field]], rotation=20, fontsize=7)
-    fig.suptitle(f"what changes with {field} (mean ± sd over seeds)", fontsize=10)
+        _apply_axis(ax, x, ticks, log, counts)
+        ax.set_xlabel(FIELD_LABELS.get(field, field) + (" (log scale)" if log else ""))
+    if "slo_latency_p99_ms" in df:
+        axes[0].axhline(df["slo_latency_p99_ms"].iloc[0], color="#d62828", lw=1, label="p99 SLO")
+        axes[0].legend(fontsize=7)
+    if "slo_max_accuracy_loss" in df:
+        axes[2].axhline(df["slo_max_accuracy_loss"].iloc[0] * 100, color="#d62828", lw=1, ls=":", label="budget")
+        axes[2].legend(fontsize=7)
+    seeds = df.groupby(varied_columns(df), dropna=False).size().max() if varied_columns(df) else 1
+    fig.suptitle(f"what changes with {FIELD_LABELS.get(field, field)}"
+                 + (f" (mean ± sd over {seeds} seeds)" if seeds > 1 else " (one seed per point)"), fontsize=10)
     return _save(fig, path)
 
 
@@ -326,4 +480,51 @@ def capacity_figure(cap: dict, path: Path) -> Path:
     ax.set_title(f"{cap['scenario']}: capacity of each design (dotted: where p99 reaches the SLO; dots: simulated)",
                  fontsize=9)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------- serving map
+
+def serving_map_figure(m: dict, path: Path) -> Path:
+    """Cells coloured by the cheapest serving design that meets the SLO (grey: none does),
+    over cardinality and Zipf exponent, with the scenario marked."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    cards, zipfs = m["cardinalities"], m["zipf_exponents"]
+    order = ["static", "hybrid", "dynamic", "none"]
+    colors = [KIND_COLORS["static"], KIND_COLORS["hybrid"], KIND_COLORS["dynamic"], "#adb5bd"]
+    z = np.full((len(zipfs), len(cards)), np.nan)
+    cell_of = {(c["cardinality"], c["zipf_s"]): c for c in m["cells"]}
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    finite = [n for n in cards if n is not None]
+    lx = np.log10(finite)
+    if len(finite) < len(cards):   # unbounded: one more column, a step past the largest
+        lx = np.r_[lx, lx[-1] + (lx[-1] - lx[-2] if len(lx) > 1 else 1.0)]
+    for i, s in enumerate(zipfs):
+        for j, n in enumerate(cards):
+            c = cell_of.get((n, s))
+            if c is None:
+                continue
+            z[i, j] = order.index(c["decision"])
+            if c["decision"] == "hybrid" and c["hit_ratio"] is not None:
+                ax.text(lx[j], s, f"{c['hit_ratio']:.0%}", ha="center", va="center", fontsize=6.5)
+
+    def edges(v):
+        v = np.asarray(v, dtype=float)
+        mid = (v[1:] + v[:-1]) / 2
+        return np.r_[v[0] - (mid[0] - v[0]), mid, v[-1] + (v[-1] - mid[-1])]
+    ax.pcolormesh(edges(lx), edges(zipfs), z, cmap=ListedColormap(colors), vmin=-0.5, vmax=3.5)
+    star_x = lx[-1] if m["cardinality"] is None else math.log10(m["cardinality"])
+    ax.plot([star_x], [m["zipf_s"]], marker="*", ms=18, color="white", markeredgecolor="black",
+            label=f"{m['scenario']} ({m['decision']})")
+    from scenarios.units import format_count
+    ax.set_xticks(lx, [format_count(n) if n is not None else "unbounded" for n in cards], fontsize=8)
+    ax.set_xlabel("distinct inputs (cardinality, log scale)")
+    ax.set_ylabel("peakedness (Zipf exponent s)")
+    handles = [Patch(color=c, label=k if k != "none" else "none meets the SLO") for k, c in zip(order, colors)]
+    handles.append(ax.get_legend_handles_labels()[0][0])
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{m['scenario']}: the cheapest serving design that meets the {m['slo_p99_ms']:g} ms p99 SLO\n"
+                 f"(advisor, everything else as in the scenario; hybrid cells show the table's hit ratio)",
+                 fontsize=9)
     return _save(fig, path)

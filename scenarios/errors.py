@@ -9,3 +9,6 @@ class ScenarioError(ValueError):
         self.source, self.line, self.field, self.message = source, line, field, message
         where = f"{source}:{line}" if line else source
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+    def __reduce__(self):   # picklable, so an error in a worker process reaches the parent intact
+        return (type(self), (self.source, self.line, self.field, self.message))

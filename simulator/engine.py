@@ -498,6 +498,8 @@ class Simulation:
         return {
             "scenario": sc.name, "seed": self.seed, "horizon_s": H,
             "architecture": d.to_json(),
+            # the goals, so a figure drawn from this file alone can show them
+            "slo": {"latency_p99_ms": sc.slo.latency_p99 * 1e3, "max_accuracy_loss": sc.slo.max_accuracy_loss},
             "requests": dp.requests,
             "latency_ms": lat,
             "latency_ms_by_path": {k: h.summary_ms() for k, h in dp.lat_path.items() if h.n},

@@ -114,7 +114,9 @@ def test_report_is_self_contained(cli, tmp_path):
     assert res.exit_code == 0, res.stderr
     page = out.read_text()
     imgs = re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(imgs) == 5
+    alts = re.findall(r'<img alt="([^"]*)"', page)
+    assert len(imgs) == len(alts) == 5, alts   # latency, accuracy, cost, a trade-off, the serving map
+    assert any("cheapest serving design" in a for a in alts)
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
     assert "http://" not in page and "https://" not in page
     assert "Training" in page and "Serving" in page and "Predicted and simulated" in page
