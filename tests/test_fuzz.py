@@ -183,6 +183,12 @@ def _strict_json(text: str):
 
 OUTCOMES: Counter = Counter()
 WORST = {"time_s": 0.0}
+SEEN: set = set()   # digests of the inputs run: distinct inputs are counted, not assumed
+
+
+def _digest(parts) -> str:
+    import hashlib
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -191,6 +197,7 @@ def _report_counts():
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nfuzz: {sum(v for k, v in OUTCOMES.items() if k.startswith('exit'))} examples; "
           + ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES.items()))
+          + f"; {len(SEEN)} distinct inputs (digest {_digest(sorted(SEEN))[:12]})"
           + f"; tracebacks {OUTCOMES['traceback']}; hangs {OUTCOMES['hang']}; "
             f"max time {WORST['time_s']:.1f} s; max RSS {rss_mb:.0f} MB")
 
@@ -201,6 +208,7 @@ def _report_counts():
 def test_fuzzed_input_is_answered_or_refused_in_one_line(tmp_path_factory, case, simulate, use_file):
     text, sets = case
     cmd = "simulate" if simulate < SIMULATE_SHARE else "advise"
+    SEEN.add(_digest([cmd, text, *sets, str(use_file)]))
     path = tmp_path_factory.mktemp("fuzz") / "s.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
     args = [cmd, str(path) if use_file or not sets else "spam", *sets, "--json"]
