@@ -372,7 +372,7 @@ def accuracy_vs_retrain(df: pd.DataFrame, path: Path) -> Path:
     if "slo_max_accuracy_loss" in df:
         budget = df["slo_max_accuracy_loss"].iloc[0] * 100
         ax.axhline(budget, color="#d62828", lw=1, ls=":", label=f"accuracy budget {budget:.3g} points")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="upper center")
     log = g["interval_h"].max() / max(g["interval_h"].min(), 1e-12) >= 20
     if log:
         ax.set_xscale("log")
