@@ -226,15 +226,18 @@ def _loss_sd_from_keys(sc: Scenario, loss: float) -> float:
     return (1 - 2 * eps) * math.sqrt(conc * p * (1 - p))
 
 
-def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
+def _preset_checks(name: str, seed: int, quick: bool, sets: tuple = ()) -> list[Check]:
+    """The advisor's figures against a simulation of its own design, for a preset (with
+    `--set` overrides `sets`, e.g. to pin another training or serving mode)."""
     from simulator import simulate
-    base = load_scenario(name)
+    sets = list(sets)
+    base = load_scenario(name, sets)
     design = design_for(base)
-    g = f"advisor vs simulator: {name}"
+    g = f"advisor vs simulator: {name}" + (f" ({', '.join(sets)})" if sets else "")
     out = []
     # (a) latency and caching at the full rate over a short span
     span = "20m" if quick else "2h"
-    sc = load_scenario(name, [f"horizon={span}"])
+    sc = load_scenario(name, sets + [f"horizon={span}"])
     p = predict(sc, design)
     res = simulate(sc, design, seed=seed, report_every_s=sc.horizon / BATCHES)
     m = res.metrics
@@ -254,7 +257,7 @@ def _preset_checks(name: str, seed: int, quick: bool) -> list[Check]:
     # the design is still the one planned for the lifetime, and both sides see the same span)
     span_s = min(base.horizon, 14 * 86400.0)
     rate = min(20.0, (1e6 if quick else 2e6) / span_s)
-    sc = load_scenario(name, [f"traffic.rate={rate:.6g}", f"horizon={span_s:.0f}s"])
+    sc = load_scenario(name, sets + [f"traffic.rate={rate:.6g}", f"horizon={span_s:.0f}s"])
     p = predict(sc, design)
     m = simulate(sc, design, seed=seed).metrics
     age = m["staleness"]["model_age_s"]["mean"]
