@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test fuzz install selfcheck bench clean
+.PHONY: demo test fuzz mutate install selfcheck bench clean
 
 $(BIN)/mlarch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: install
 FUZZ_EXAMPLES ?= 10000
 fuzz: install
 	MLARCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MLARCH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
+
+# mutation testing of the modules that compute figures ([tool.mutmut] in pyproject.toml);
+# not in CI: about an hour on 2 cores. Prints the score per module; see docs/testing.md.
+mutate: install
+	$(BIN)/python -m pip install --quiet 'mutmut>=3.3'
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python benchmarks/mutation_score.py
 
 selfcheck: install
 	$(BIN)/mlarch selfcheck
