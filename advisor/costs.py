@@ -105,7 +105,7 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
     # every trainer is billed for the whole job
     training_usd = retrains_per_horizon(sc, d) * job * trainers * vcpu_s * to_month
     bp = batch_predict_s(sc, keys)
-    fill_usd = keys * sc.model.inference_time.mean_s * vcpu_s
+    fill_usd = sc.model.fill_vcpu_s(keys) * vcpu_s
     batch_usd = table_refreshes_per_horizon(sc, d) * fill_usd * to_month if keys else 0.0
     one_off = {"initial_training": initial_job_s(sc) * trainers * vcpu_s,
                "initial_table_fill": fill_usd if keys else 0.0}

@@ -20,7 +20,7 @@ def hit_ratio(sc: Scenario, keys: float) -> float:
 
 def batch_predict_s(sc: Scenario, keys: float) -> float:
     """Simulated duration of one batch-prediction job over `keys` keys on batch_workers vCPUs."""
-    return keys * sc.model.inference_time.mean_s / sc.serving.batch_workers
+    return sc.model.fill_vcpu_s(keys) / sc.serving.batch_workers
 
 
 def window_examples(sc: Scenario) -> float:
@@ -31,7 +31,7 @@ def train_job_s(sc: Scenario, mode: str) -> float:
     """Duration of one training job: a full window for static/periodic, one batch for continuous."""
     trainers = sc.model.trainers
     if mode == "continuous":
-        return sc.model.train_time.seconds(sc.data.velocity * sc.data.batch_interval, trainers)
+        return sc.model.job_time("continuous").seconds(sc.data.velocity * sc.data.batch_interval, trainers)
     return sc.model.train_time.seconds(window_examples(sc), trainers)
 
 

@@ -71,7 +71,7 @@ def _serving_option(sc: Scenario, kind: str, keys: int, training: str, every: fl
     to_month = MONTH_S / sc.horizon
     table_b = keys * sc.model.prediction_bytes
     storage = table_b / 1e9 * sc.costs.table_storage_per_gb_month
-    fill = keys * sc.model.inference_time.mean_s * vcpu_s
+    fill = sc.model.fill_vcpu_s(keys) * vcpu_s
     batch = table_refreshes_per_horizon(sc, d) * fill * to_month if keys else 0.0
     rep_usd = c * MONTH_S * vcpu_s
     recurring = storage + batch + rep_usd

@@ -4,12 +4,14 @@
   (wall time of the whole process) and excluded (the run's own wall_s), and peak RSS;
 - on the spam preset's configuration: the per-request SimPy reference queue and the
   pure-Python fallback of the data plane (MLARCH_JIT=0), with their ratios to mlarch;
-- `sweep --jobs 1` against `--jobs 2` (speed-up).
+- `sweep --jobs 1` against `--jobs 2` (speed-up);
+- simulated requests/s with the built-in model and with a scikit-learn SGDClassifier
+  (`model.estimator`), side by side, on spam's configuration (--estimator-only runs just this).
 
 Every figure is the minimum over --repeat runs (default 3); the machine's load average is
 printed with them. Machines here are shared and noisy: compare ratios within one run.
 
-    python benchmarks/bench_simulate.py [--quick] [--repeat N] [--presets spam,ad-conversion]
+    python benchmarks/bench_simulate.py [--quick] [--repeat N] [--presets spam,ad-conversion] [--estimator-only]
 """
 from __future__ import annotations
 
@@ -84,12 +86,41 @@ def sweep_s(jobs: int, horizon: str, repeat: int) -> float:
         return best_of(repeat, lambda: run_cli(args))[0]
 
 
+ESTIMATOR = "sklearn.linear_model.SGDClassifier"
+
+
+def estimator_rps(horizon: str, repeat: int) -> None:
+    """Requests/s of spam with the built-in model and with SGDClassifier, side by side (the
+    estimator predicts on the real features, one call per window of model-path requests)."""
+    est = ["--set", f"model.estimator={{class: {ESTIMATOR}}}"]
+    print(f"{'model':<38} {'horizon':>7} {'requests':>12} {'run s':>7} {'M req/s excl.':>13} "
+          f"{'M req/s incl.':>13} {'accuracy':>9}")
+    rows = {}
+    for label, extra in (("built-in least squares", []), (ESTIMATOR, est)):
+        def one():
+            return run_cli(["simulate", "spam", "--horizon", horizon, "--json", *extra])
+        runs = [one() for _ in range(repeat)]
+        wall, _, m = min(runs, key=lambda r: r[0])
+        inner = min(r[2]["wall_s"] for r in runs)
+        rows[label] = m["requests"] / inner
+        print(f"{label:<38} {horizon:>7} {m['requests']:>12,} {inner:>7.1f} {m['requests'] / inner / 1e6:>13.2f} "
+              f"{m['requests'] / wall / 1e6:>13.2f} {m['accuracy']['served']:>9.2%}", flush=True)
+    print(f"ratio      SGDClassifier / built-in = {rows[ESTIMATOR] / rows['built-in least squares']:.2f}x "
+          f"(start excluded)  [{load()}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short horizons and one preset (a smoke test)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the minimum is reported")
     ap.add_argument("--presets", default=None, help="comma-separated presets (default: all)")
+    ap.add_argument("--estimator-only", action="store_true",
+                    help="only the built-in model against SGDClassifier (needs scikit-learn)")
     args = ap.parse_args()
+    if args.estimator_only:
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; min of {args.repeat} runs; {load()}")
+        estimator_rps("10m" if args.quick else "1h", args.repeat)
+        return
     from scenarios import preset_names
     from simulator import kernels
     presets = args.presets.split(",") if args.presets else (["spam"] if args.quick else preset_names())
@@ -130,6 +161,14 @@ def main() -> None:
     s2 = sweep_s(2, hs, rep)
     print(f"sweep      spam, 8 runs of {hs}: --jobs 1 {s1:.1f} s, --jobs 2 {s2:.1f} s, speed-up {s1 / s2:.2f}x "
           f"(target >= 1.8x)  [{load()}]")
+
+    # 4. your own model in the loop: built-in against a scikit-learn estimator
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        print("estimator  skipped: scikit-learn is not installed (pip install 'mlarch[sklearn]')")
+        return
+    estimator_rps(horizons[0], rep)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,25 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress on stderr (als
 ForceDirOpt = typer.Option(False, "--force", help="Replace a non-empty --out directory whole.")
 
 
+AllowImportOpt = typer.Option(None, "--allow-import", metavar="MODULE",
+                              help="Allow model.estimator classes from this module (repeatable; sklearn is always "
+                                   "allowed; importing runs its code). Also: MLARCH_ALLOW_IMPORT=mod1,mod2.")
+
+
+def _allow_imports(modules: Optional[List[str]]) -> tuple:
+    """Add --allow-import modules to MLARCH_ALLOW_IMPORT (inherited by sweep workers)."""
+    import os
+    import re
+    mods = tuple(m.strip() for m in modules or [] if m.strip())
+    for m in mods:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", m):
+            raise BadInput(f"--allow-import {m}: expected a module name such as mypackage.models")
+    if mods:
+        cur = [x for x in os.environ.get("MLARCH_ALLOW_IMPORT", "").split(",") if x.strip()]
+        os.environ["MLARCH_ALLOW_IMPORT"] = ",".join(dict.fromkeys(cur + list(mods)))
+    return mods
+
+
 DEFAULT_REQUESTS = 2e7   # simulator.slices.DEFAULT_REQUEST_BUDGET, without importing the simulator
 
 
@@ -69,7 +88,9 @@ def guarded(fn):
             err.print(f"mlarch: error: {one_line(str(e))}", markup=False, emoji=False)   # ":two:" stays text
             raise typer.Exit(2)
         except Exception as e:
-            if type(e).__name__ == "TooLarge":   # simulator.TooLarge, without importing the simulator
+            # simulator.TooLarge, simulator.estimator.EstimatorError, calibrate.CalibrateError (by name:
+            # importing them here would load the simulator at start-up)
+            if type(e).__name__ in ("TooLarge", "EstimatorError", "CalibrateError"):
                 err.print(f"mlarch: error: {one_line(str(e))}", markup=False)
                 raise typer.Exit(2)
             raise
@@ -146,9 +167,11 @@ def compare(scenarios: List[str] = typer.Argument(..., metavar="SCENARIO", help=
             horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span, e.g. 1d."),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="With --simulate: write a comparison figure here."),
             force: bool = ForceDirOpt,
+            allow_import: Optional[List[str]] = AllowImportOpt,
             json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """One row per scenario, side by side: the course's use-case table, with numbers."""
     _progress_quiet(quiet)
+    _allow_imports(allow_import)
     from . import render
     from advisor import advise as run_advise
     from advisor import predict
@@ -223,6 +246,7 @@ def simulate(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scena
              force: bool = ForceDirOpt,
              log: Optional[Path] = typer.Option(None, "--log", metavar="FILE", help="Write the request log (time, key) here and the label log next to it (FILE-labels.csv), as `mlarch fit` reads them."),
              log_sample: float = typer.Option(1.0, "--log-sample", min=1e-9, max=1.0, metavar="P", help="Log each request (and labelled example) with probability P."),
+             allow_import: Optional[List[str]] = AllowImportOpt,
              json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """Run the architecture (the scenario's `architecture:` block, else the advisor's choice) on
     synthetic traffic and report latency, cost, staleness and accuracy. The control plane covers
@@ -239,6 +263,9 @@ def simulate(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scena
     planned = _load(scenario, set_)
     design = design_for(planned)
     sc = _load(scenario, (set_ or []) + _horizon_set(horizon))
+    if sc.model.estimator is not None:
+        from .calibrate import preflight
+        preflight(scenario, set_, sc, design.training, _allow_imports(allow_import))
     budget = None if horizon is not None else (requests or DEFAULT_REQUESTS)
     if log is None:
         result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planned.horizon, request_budget=budget)
@@ -319,9 +346,11 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
           out_csv: Path = typer.Option(..., "--out", help="CSV file to write: one row per (grid point, seed)."),
           fresh: bool = typer.Option(False, "--fresh", help="Run every point again, ignoring rows stored by earlier "
                                                             "runs of this sweep (in OUT.runs/)."),
+          allow_import: Optional[List[str]] = AllowImportOpt,
           quiet: bool = QuietOpt):
     """Run a grid of simulations and write a tidy CSV (one column per varied field and per metric)."""
     _progress_quiet(quiet)
+    _allow_imports(allow_import)
     import io
 
     import pandas as pd
@@ -361,12 +390,14 @@ def capacity(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scena
              horizon: str = typer.Option("30m", "--horizon", help="Simulated span of each confirmation run."),
              seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Simulation seed (default: the scenario's)."),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="Write capacity.png and capacity.json here."),
+             allow_import: Optional[List[str]] = AllowImportOpt,
              json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """The highest traffic rate each design (static, dynamic, hybrid at the advisor's k) sustains
     within the latency SLO, confirmed by simulation, and the replicas needed at 2x and 10x."""
     _progress_quiet(quiet)
     from . import capacity as cap_mod
     from . import render
+    _allow_imports(allow_import)
     kinds = tuple(dict.fromkeys(design or cap_mod.KINDS))
     bad = [k for k in kinds if k not in cap_mod.KINDS]
     if bad:
@@ -476,11 +507,13 @@ def report(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenari
            set_: Optional[List[str]] = SetOpt,
            output: Path = typer.Option(..., "-o", "--output", help="HTML file to write."),
            jobs: int = typer.Option(0, "--jobs", min=0, help="Parallel workers for the trade-off sweeps (0 = all cores)."),
+           allow_import: Optional[List[str]] = AllowImportOpt,
            quiet: bool = QuietOpt):
     """Write one self-contained HTML page: the advice and its reasons, the simulated figures,
     and trade-off plots from a small sweep around the recommendation."""
     _progress_quiet(quiet)
     from . import report as rep
+    _allow_imports(allow_import)
     check_file_output(output, "-o")    # before any simulation
     _load(scenario, set_)   # bad input fails before any simulation
     from .progress import Bar
@@ -537,6 +570,78 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
     for p in res.doc.get("figures", []):
         err.print(f"wrote {p}")
     err.print(f"wrote {output}; next: mlarch advise {output}")
+
+
+@app.command()
+@guarded
+def calibrate(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML file or preset name (its feature width is used)."),
+              estimator: Optional[str] = typer.Option(None, "--estimator", metavar="CLASS",
+                                                      help="Estimator class, e.g. sklearn.linear_model.SGDClassifier."),
+              model: Optional[Path] = typer.Option(None, "--model", metavar="FILE.joblib",
+                                                   help="A fitted estimator saved with joblib (unpickling runs code from the file)."),
+              rows: int = typer.Option(20_000, "--rows", min=200, max=2_000_000, metavar="N",
+                                       help="Synthetic training rows (the largest fit measured)."),
+              reps: int = typer.Option(2_000, "--reps", min=100, max=1_000_000, metavar="N",
+                                       help="Single-row predict repetitions."),
+              speedup: float = typer.Option(1.0, "--speedup", min=1e-3, max=1e3, metavar="X",
+                                            help="The target hardware is X times faster per core: every time is divided by X."),
+              set_: Optional[List[str]] = SetOpt,
+              allow_import: Optional[List[str]] = AllowImportOpt,
+              output: Optional[Path] = typer.Option(None, "-o", "--output", help="Scenario YAML file to write (default: print the model block)."),
+              json_: bool = JsonOpt, quiet: bool = QuietOpt):
+    """Measure a real estimator on this machine (predict latency per row and per batch, fit and
+    partial_fit time) and write the figures, per CPU core, into the scenario's model block."""
+    _progress_quiet(quiet)
+    import re
+
+    from . import calibrate as cal
+    from . import render
+    if output is not None:
+        check_file_output(output, "-o")    # before any measuring
+    allow = _allow_imports(allow_import)
+    if estimator is not None and model is not None:
+        raise BadInput("give --estimator CLASS or --model FILE, not both")
+    if model is not None and not model.is_file():
+        raise BadInput(f"--model {model}: no such file")
+    if model is not None:
+        err.print(f"mlarch: loading {model} with joblib: unpickling runs code stored in the file; "
+                  "load only files you trust", markup=False)
+    name = None
+    if output is not None:
+        stem = output.name.split(".")[0].lower().replace("_", "-")
+        name = stem if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", stem) else None
+    from .progress import Bar
+    with Bar("calibrate", delay_s=0.0) as bar:   # every stage is a measurement worth naming
+        doc, text, block = cal.calibrate(scenario, set_ or [], estimator=estimator, model_file=model, rows=rows, reps=reps,
+                                         speedup=speedup, allow=allow, name=name,
+                                         progress=lambda what: bar.update(stage=f"timing {what}"))
+    if output is not None:
+        atomic_write(output, text)
+        doc["scenario_file"] = str(output)
+    if json_:
+        print(render.dumps(doc))
+    elif output is None:
+        sys.stdout.write(block)     # YAML: never wrapped
+    else:
+        out.print(f"{doc['estimator']['class']} on {doc['machine']['cpu']} (per core):", markup=False)
+        ps = doc["predict_single"]
+        out.print(f"  predict, one row: median {ps['median_s'] * 1e6:.1f} us, p99 {ps['p99_s'] * 1e6:.1f} us "
+                  f"(lognormal MLE; {ps['note']})", markup=False)
+        bp = doc["batch_predict"]
+        out.print(f"  predict, batch of b rows: {bp['fixed_s'] * 1e6:.1f} us + {bp['per_key_s'] * 1e6:.3f} us x b",
+                  markup=False)
+        ft = doc["fit"]
+        out.print(f"  fit: {ft['fixed_s'] * 1e3:.2f} ms + {ft['per_million_examples_s']:.2f} s per million examples",
+                  markup=False)
+        if doc["partial_fit"]:
+            pf = doc["partial_fit"]
+            out.print(f"  partial_fit: {pf['per_batch_s'] * 1e3:.2f} ms per batch of {pf['batch_examples']:,.0f} examples",
+                      markup=False)
+        if doc["speedup"] != 1:
+            out.print(f"  written divided by --speedup {doc['speedup']:g}", markup=False)
+    if output is not None:
+        extra = "".join(f" --allow-import {m}" for m in allow)
+        err.print(f"wrote {output}; next: mlarch advise {output} && mlarch simulate {output}{extra} --horizon 1h")
 
 
 def main():

@@ -76,10 +76,12 @@ class Bar:
             return
         quarter = int(4 * self.completed / self.total) if self.total > 0 else 0
         if self.stage != self._said_stage or quarter > self._quarter:
-            done = (f"{self.completed:.0f}/{self.total:.0f}" if self.total != 1.0
-                    else f"{self.completed:.0%}")
+            done = (f" {self.completed:.0f}/{self.total:.0f}" if self.total != 1.0
+                    else f" {self.completed:.0%}")
+            if self.stage and self.completed == 0:
+                done = ""   # a stage without a measure of progress (calibrate's timings)
             stage = f" {self.stage}" if self.stage else ""
-            print(f"{self.label}:{stage} {done} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+            print(f"{self.label}:{stage}{done} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
             self._said_stage, self._quarter = self.stage, quarter
 
     def __call__(self, completed: float | None = None, stage: str | None = None) -> None:

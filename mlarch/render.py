@@ -156,6 +156,9 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
                   f"{m['requests']:,} requests in {m['wall_s']:.1f} s")
     console.print(f"architecture: training {a['training']}{every}; serving {a['serving']}{k}"
                   + (f"; {_replicas(a['replicas'])}" if a['replicas'] else ""))
+    if m.get("estimator"):
+        console.print(f"model: {m['estimator']['class']} (trained, gated and predicting in the pipeline; "
+                      "accuracy is from its predictions)", markup=False)
     p = predicted or {}
     tab = Table(show_header=True)
     tab.add_column("figure")

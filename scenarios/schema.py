@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from statistics import NormalDist
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator,
@@ -290,12 +290,80 @@ class TrainTime(Frozen):
         return self.fixed + self.per_million_examples * examples / 1e6 / trainers
 
 
+class BatchTime(Frozen):
+    """Cost of one batch `predict` call over b keys: fixed + per_key·b (measured by calibrate)."""
+    fixed: Duration = 0.0
+    per_key: Duration = Field(ge=1e-9)
+
+
+_CLASS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _numeric(v):
+    """'1e-4' -> 0.0001 (and inside lists); every other value as written."""
+    if isinstance(v, str) and _NUMBER_RE.match(v.strip()):
+        return float(v)
+    if isinstance(v, list):
+        return [_numeric(x) for x in v]
+    return v
+
+
+class Estimator(Frozen):
+    """A scikit-learn-compatible classifier the simulator trains and serves instead of the
+    built-in least-squares model: `class` is its dotted import path, `params` its keyword
+    arguments. Validation here is textual; the class is imported only by the simulator
+    (simulator.estimator), and only from modules the user allowed (`sklearn.` by default)."""
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    class_: str = Field(alias="class")
+    params: dict[str, Any] = {}
+
+    @field_validator("class_")
+    @classmethod
+    def _dotted(cls, v: str) -> str:
+        if not _CLASS_RE.match(v):
+            raise ValueError(f"expected a dotted class path such as sklearn.linear_model.SGDClassifier (got {v!r})")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _names(cls, v: dict) -> dict:
+        for k in v:
+            if not isinstance(k, str) or not _PARAM_RE.match(k):
+                raise ValueError(f"params: {k!r} is not a keyword argument name")
+        # YAML 1.1 reads 1e-4 (no dot) as text: a parameter written as a number is a number
+        return {k: _numeric(x) for k, x in v.items()}
+
+    def __hash__(self) -> int:   # params is a dict: hash its canonical text (scenarios are cached by hash)
+        import json
+        return hash((self.class_, json.dumps(self.params, sort_keys=True, default=repr)))
+
+
 class Model(Frozen):
     inference_time: Distribution
     train_time: TrainTime = TrainTime()
     training_window: Duration = Field(default=7 * 86400.0, ge=MIN_INTERVAL_S)
     prediction_bytes: Size = Field(default=64.0, gt=0, le=1e6)
     trainers: int = Field(default=1, ge=1, le=4096)   # data-parallel training workers (1 vCPU each)
+    estimator: Estimator | None = None        # None: the built-in least-squares classifier
+    batch_predict_time: BatchTime | None = None   # None: a table fill costs the mean inference time per key
+    update_time: TrainTime | None = None      # continuous updates (partial_fit per batch); None: train_time
+
+    def job_time(self, mode: str) -> TrainTime:
+        """The duration law of one training job: update_time (when given) for continuous
+        training's per-batch updates, train_time otherwise."""
+        return self.update_time if mode == "continuous" and self.update_time is not None else self.train_time
+
+    def fill_vcpu_s(self, keys: float) -> float:
+        """vCPU-seconds of one batch-prediction job over `keys` keys: fixed + per_key·keys
+        when batch_predict_time is given, else keys × the mean single-request inference time."""
+        if keys <= 0:
+            return 0.0
+        b = self.batch_predict_time
+        return b.fixed + b.per_key * keys if b is not None else keys * self.inference_time.mean_s
 
 
 class Serving(Frozen):

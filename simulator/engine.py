@@ -77,7 +77,7 @@ def control_cost(sc: Scenario, design: Design, horizon_s: float, recorded_s: flo
     B, W, H, f = d.batch_interval, m.training_window, horizon_s, d.features
     rows_per = lambda cap: min(cap, max(1.0, d.velocity * B))   # noqa: E731
     examples = d.velocity * (B if design.training == "continuous" else W)
-    job0 = m.train_time.seconds(examples)
+    job0 = m.job_time(design.training).seconds(examples)
     hist = math.ceil(W / B) + math.floor(job0 / B) + 1
     hist_rows = hist * rows_per(max(2000, HISTORY_ROWS // max(hist, 1)))
     feed = design.training != "static" or bool(d.faults)
@@ -91,7 +91,7 @@ def control_cost(sc: Scenario, design: Design, horizon_s: float, recorded_s: flo
     else:
         jobs = 0
     keys = design.table_keys(sc.traffic.cardinality) or 0
-    bp_s = keys * m.inference_time.mean_s / sc.serving.batch_workers
+    bp_s = m.fill_vcpu_s(keys) / sc.serving.batch_workers
     fills = (1 + (min(jobs, H / bp_s if bp_s > 0 else jobs) if design.training != "static" else 0)) if keys else 0
     peak = sc.traffic.peak_rate_per_s
     from .traffic import integrated_rate
@@ -202,6 +202,13 @@ class Simulation:
         self.bucket_hists: list = []
         ss = np.random.SeedSequence(seed)
         world, arr, keys, svc, lab, data, split = (np.random.default_rng(s) for s in ss.spawn(7))
+        # model.estimator: a scikit-learn classifier in place of the built-in model (its own
+        # child stream, spawned after the others so that built-in runs draw exactly as before)
+        self.learner = None
+        if sc.model.estimator is not None:
+            from .estimator import Learner
+            self.learner = Learner(sc, design.training, ss.spawn(1)[0])
+        self.keep_rows = self.learner.keep_rows if self.learner is not None else 0
         self.rng_split = split
         d = sc.data
         self.features = KeyFeatures(world, d.features)
@@ -247,7 +254,7 @@ class Simulation:
             if j == len(window):
                 # the initial model is fitted before the data that arrived while it trained
                 end0 = -job0 - d.label_delay
-                m = fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
+                m = self._fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
             b = self.source.batch(j - len(window) - len(gap), arrived, span_s=span,
                                   max_rows=rows if j else MAX_ROWS)
             if j == 0:
@@ -255,7 +262,7 @@ class Simulation:
                 self.reference = validation.infer_reference(b.columns)
             self._accept_or_quarantine(b, count=False)
         if not gap:
-            m = fit(self._window(-job0), 1, 0.0)
+            m = self._fit(self._window(-job0), 1, 0.0)
         self.version = 1
         self.one_off["initial_training"] = self._train_cost(m.examples)
         self.train["runs"] += 1
@@ -271,12 +278,19 @@ class Simulation:
         sc = self.sc
         examples = sc.data.velocity * (sc.data.batch_interval if self.design.training == "continuous"
                                        else sc.model.training_window)
-        return sc.model.train_time.seconds(examples, sc.model.trainers)
+        return sc.model.job_time(self.design.training).seconds(examples, sc.model.trainers)
 
     def _train_cost(self, examples: float) -> float:
         """USD of a training job over `examples`: every trainer is billed for the whole job."""
         m = self.sc.model
         return m.train_time.seconds(examples, m.trainers) * m.trainers * self.vcpu_s
+
+    def _fit(self, window: list[Stats], version: int, trained_at_s: float):
+        """Train a candidate: the built-in least-squares fit, or the scenario's estimator
+        (simulator.estimator: fit on the window, or partial_fit of the live model)."""
+        if self.learner is None:
+            return fit(window, version, trained_at_s)
+        return self.learner.fit(window, version, trained_at_s, getattr(self, "live", None))
 
     def _window(self, now_s: float) -> list[Stats]:
         lo = now_s - self.sc.data.label_delay - self.sc.model.training_window
@@ -299,7 +313,7 @@ class Simulation:
             return False
         holdout = self.rng_split.random(b.rows) < HOLDOUT_SHARE
         tr_rows = np.nonzero(~holdout)[0]
-        self.store.append(Stats.of(b, tr_rows, self.sc.data.features))
+        self.store.append(Stats.of(b, tr_rows, self.sc.data.features, self.keep_rows))
         ho = np.nonzero(holdout)[0]
         self.holdout = (np.column_stack([b.columns[c][ho] for c in feature_names(self.sc.data.features)]),
                         b.columns["y"][ho])
@@ -320,7 +334,7 @@ class Simulation:
         self.advance(at_s)
         preds = batch_predict(m, self.features, self.keys_in_table)
         self.dp.set_table(Table(self.keys_in_table, preds, m, at_s))
-        usd = preds.size * self.sc.model.inference_time.mean_s * self.vcpu_s
+        usd = self.sc.model.fill_vcpu_s(preds.size) * self.vcpu_s
         if initial:
             self.one_off["initial_table_fill"] = usd
         else:
@@ -337,7 +351,7 @@ class Simulation:
             ok = self._accept_or_quarantine(b)
             mode = self.design.training
             if mode == "continuous" and ok:
-                env.process(self._train_job(env, sc.model.train_time.seconds(b.nominal_rows, sc.model.trainers),
+                env.process(self._train_job(env, sc.model.job_time(mode).seconds(b.nominal_rows, sc.model.trainers),
                                             b.nominal_rows))
             elif mode == "periodic" and env.now >= next_retrain - 1e-9:
                 while next_retrain <= env.now + 1e-9:
@@ -354,13 +368,13 @@ class Simulation:
             if not window:
                 return
             self.version += 1
-            m = fit(window, self.version, env.now + job_s)
+            m = self._fit(window, self.version, env.now + job_s)
             holdout = self.holdout
             yield env.timeout(job_s)
             if env.now > self.horizon:
                 return   # still running when the run ends: neither counted nor charged
             self.train["runs"] += 1
-            self.cost["training"] += self._train_cost(examples)
+            self.cost["training"] += job_s * self.sc.model.trainers * self.vcpu_s   # every trainer, the whole job
             g = gate(m, self.live, *holdout) if holdout is not None else None
             if g is None or g.deploy:
                 self._deploy(m, env.now)
@@ -375,7 +389,7 @@ class Simulation:
                                     "accuracy_new": g.accuracy_new, "accuracy_live": g.accuracy_live})
 
     def _refresher(self, env):
-        bp_s = self.keys_in_table * self.sc.model.inference_time.mean_s / self.sc.serving.batch_workers
+        bp_s = self.sc.model.fill_vcpu_s(self.keys_in_table) / self.sc.serving.batch_workers
         while True:
             yield self.refresh_wanted
             self.refresh_wanted = env.event()
@@ -440,6 +454,9 @@ class Simulation:
         res = Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
                      {"all": self.dp.lat, **self.dp.lat_path}, self.events)
         res.wait_hist, res.bucket_wait_hists = self.dp.wait, self.bucket_hists
+        if self.learner is not None:   # the model that answered: the scenario's own estimator
+            est = self.sc.model.estimator
+            res.metrics["estimator"] = {"class": est.class_, "params": dict(est.params)}
         return res
 
     def _metrics(self, wall_s: float) -> dict:

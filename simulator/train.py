@@ -29,19 +29,26 @@ class Stats:
     sum_xx: np.ndarray
     sum_y: float
     sum_xy: np.ndarray
+    # raw training rows kept for a scikit-learn estimator (simulator.estimator), else None:
+    # a uniform subsample of at most `keep_rows` rows, each standing for n / len(y) examples
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
 
     @staticmethod
-    def of(batch: Batch, rows: np.ndarray, features: int) -> "Stats":
-        """Statistics of the given rows of a validated batch."""
+    def of(batch: Batch, rows: np.ndarray, features: int, keep_rows: int = 0) -> "Stats":
+        """Statistics of the given rows of a validated batch (and, with keep_rows > 0, the
+        first keep_rows of those rows themselves: the batch's rows are i.i.d., so they are a
+        uniform subsample)."""
         x = np.column_stack([batch.columns[c][rows] for c in feature_names(features)])
         y = batch.columns["y"][rows].astype(float)
         # each materialised row stands for `weight` examples: weighted sums keep every
         # stretch of time in the window at its true share, whatever the subsampling
         w = batch.weight
+        kept = (x[:keep_rows].copy(), batch.columns["y"][rows][:keep_rows].astype(np.int8)) if keep_rows else (None, None)
         # `nominal` counts the whole batch (held-out rows are stored examples too): it sizes
         # the training job and the stored data
         return Stats(batch.data_start_s, batch.data_end_s, w * x.shape[0], batch.nominal_rows,
-                     w * x.sum(0), w * (x.T @ x), w * float(y.sum()), w * (x.T @ y))
+                     w * x.sum(0), w * (x.T @ x), w * float(y.sum()), w * (x.T @ y), *kept)
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,11 @@ class DataPlane:
     def set_model(self, m: Model) -> None:
         """Serve model-path requests with m from now on."""
         self.live = m
-        self.scorer = Scorer(m, self.features)
+        if isinstance(m, Model):
+            self.scorer = Scorer(m, self.features)
+        else:   # a scikit-learn estimator (simulator.estimator): predict on the keys' features
+            from .estimator import FeatureScorer
+            self.scorer = FeatureScorer(m, self.features)
         self.end_proj_model = self._proj(m.data_end_s)
 
     def set_request_sink(self, fn) -> None:

@@ -14,7 +14,7 @@ FORBIDDEN = {
     "advisor": ("simulator", "mlarch"),
     "simulator": ("advisor", "mlarch"),
 }
-HEAVY = ("scipy.stats", "matplotlib", "pandas", "simpy")
+HEAVY = ("scipy.stats", "matplotlib", "pandas", "simpy", "sklearn")
 
 
 def _modules_after(code: str) -> list[str]:

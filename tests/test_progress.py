@@ -21,9 +21,9 @@ def test_lines_per_stage_and_quarter_off_a_terminal(capsys):
     err = capsys.readouterr()
     assert err.out == ""                      # never on stdout (--json stays clean)
     lines = err.err.strip().split("\n")
-    # stage a: 0%, 25%, 50%; stage b from 60%: 60%, 75%, 100%
+    # stage a: its start (no measure yet), 25%, 50%; stage b from 60%: 60%, 75%, 100%
     assert [ln.split(" (")[0] for ln in lines] == [
-        "work: a 0%", "work: a 25%", "work: a 50%", "work: b 60%", "work: b 75%", "work: b 100%"]
+        "work: a", "work: a 25%", "work: a 50%", "work: b 60%", "work: b 75%", "work: b 100%"]
 
 
 def test_counts_are_shown_as_k_of_n(capsys):

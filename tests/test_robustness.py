@@ -332,7 +332,7 @@ def test_usage_errors_are_one_line(argv, needle):
 
 
 @pytest.mark.parametrize("cmd,usage", [("init", "FILE"), ("advise", "SCENARIO"), ("compare", "SCENARIO..."),
-                                       ("plot", "INPUT"), ("fit", "LOG...")])
+                                       ("plot", "[INPUT]"), ("fit", "LOG..."), ("calibrate", "SCENARIO")])
 def test_usage_metavars_are_plain(cli, cmd, usage):
     first = cli(cmd, "--help").stdout.split("\n")[0]
     assert first.endswith(f" {cmd} [OPTIONS] {usage}"), first   # CliRunner names the program "root"
