@@ -14,6 +14,7 @@ from scenarios.loader import with_overrides
 
 from .costs import Prediction, predict
 from .latency import provisioned_replicas
+from .provisioning import day_schedule, policy_for
 from .schedule import hit_ratio
 from .serving import ServingAdvice, advise_serving
 from .serving import SCORE_LEGEND as SERVING_LEGEND
@@ -28,6 +29,7 @@ class Advice:
     serving: ServingAdvice
     design: Design
     predicted: Prediction
+    provisioning: dict | None = None     # fixed peak vs autoscaled pool (advice.provisioning)
 
     def to_json(self) -> dict:
         t, s = self.training, self.serving
@@ -40,7 +42,8 @@ class Advice:
             "serving": {"decision": s.decision, "cache_top_k": s.cache_top_k, "replicas": s.replicas,
                         "scores": s.scores, "score_legend": SERVING_LEGEND, "axes": s.axes,
                         "reasons": list(s.reasons), "slo_met": s.slo_met,
-                        "feasible": s.feasible, "binding": s.binding, "remedies": list(s.remedies)},
+                        "feasible": s.feasible, "binding": s.binding, "remedies": list(s.remedies),
+                        "provisioning": self.provisioning},
             "architecture": self.design.to_json(),
             "predicted": self.predicted.to_json(),
         }
@@ -72,7 +75,50 @@ def design_for(sc: Scenario, training: TrainingAdvice | None = None,
         replicas = serving.replicas
     else:
         replicas, _ = provisioned_replicas(sc, hit_ratio(sc, keys) if keys else 0.0)
-    return Design(mode, every, kind, k, int(replicas))
+    policy = None
+    if kind != "static" and sc.serving.autoscale is not None:
+        policy = policy_for(sc, hit_ratio(sc, keys) if keys else 0.0)
+        if policy is not None:
+            replicas = int(day_schedule(sc, hit_ratio(sc, keys) if keys else 0.0, policy)[0]["allocated"].max())
+    return Design(mode, every, kind, k, int(replicas), policy)
+
+
+def provisioning(sc: Scenario, d: Design, p: Prediction) -> dict:
+    """Fixed pool sized for the peak against an autoscaled pool, side by side (per month).
+    Without serving.autoscale the autoscaled column is what the default autoscaler
+    (scenarios.serving_ops.Autoscale) would cost; `configured` says which one runs."""
+    from scenarios.accounting import MONTH_S
+    from scenarios.serving_ops import Autoscale
+    vcpu_h = sc.costs.vcpu_hour
+    to_month = MONTH_S / sc.horizon
+    keys = d.table_keys(sc.traffic.cardinality)
+    hit = hit_ratio(sc, keys) if keys else 0.0
+    out = {"configured": sc.serving.autoscale is not None, "fixed_peak": None, "autoscaled": None,
+           "saving_usd_per_month": None}
+    if d.serving == "static" or hit >= 1.0 - 1e-12:
+        return out
+    fixed_c = sc.serving.replicas if sc.serving.replicas is not None else provisioned_replicas(sc, hit)[0]
+    fixed_h = fixed_c * MONTH_S / 3600.0
+    out["fixed_peak"] = {"replicas": int(fixed_c), "replica_hours_per_month": fixed_h,
+                         "usd_per_month": fixed_h * vcpu_h}
+    if sc.serving.replicas is not None:
+        return out            # a pinned pool: nothing to autoscale
+    if d.autoscale is not None:
+        a = p.autoscale
+        policy = d.autoscale
+    else:
+        alt = sc.model_copy(update={"serving": sc.serving.model_copy(update={"autoscale": Autoscale()})})
+        policy = policy_for(alt, hit)
+        from .provisioning import autoscaled_figures
+        a = autoscaled_figures(alt, hit, policy, with_p99=False)
+    auto_h = a["replica_hours"] * to_month
+    out["autoscaled"] = {"replicas_min": a["replicas_min"], "replicas_max": a["replicas_max"],
+                         "mean_replicas": a["mean_replicas"], "replica_hours_per_month": auto_h,
+                         "usd_per_month": auto_h * vcpu_h,
+                         "latency_p99_ms": a["latency_p99_s"] * 1e3 if a["latency_p99_s"] is not None else None,
+                         "policy": policy.to_json()}
+    out["saving_usd_per_month"] = (fixed_h - auto_h) * vcpu_h
+    return out
 
 
 def _serving_binding(sc: Scenario, design: Design) -> str:
@@ -186,7 +232,54 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
             reasons.append(remedies_sentence("makes the budget met", fixes))
         tr = dataclasses.replace(tr, budget_met=False, feasible=False, binding="serving.batch_workers",
                                  remedies=fixes, reasons=reasons)
-    return Advice(sc.name, tr, sv, d, pred)
+    prov = provisioning(sc, d, pred)
+    if sc.serving.batching is not None and d.replicas and sc.serving.replicas is None:
+        from .batching import best_batching
+        keys = d.table_keys(sc.traffic.cardinality)
+        choice = best_batching(sc, hit_ratio(sc, keys) if keys else 0.0)
+        prov["batching_choice"] = choice
+        if choice is not None and choice["replicas"] < d.replicas:
+            sv = dataclasses.replace(sv, reasons=list(sv.reasons) + [
+                f"Batches of up to {choice['max_batch']} with a {choice['timeout_s'] * 1e3:g} ms timeout would need "
+                f"{choice['replicas']} replicas instead of {d.replicas} (p99 {choice['peak_latency_p99_ms']:,.0f} ms at "
+                f"the peak): --set 'serving.batching={{max_batch: {choice['max_batch']}, "
+                f"timeout: {choice['timeout_s'] * 1e3:g}ms}}'."])
+    if pred.rollout is not None:
+        r = pred.rollout
+        if r["replicas_short"]:
+            dip = (f"p99 {r['dip_p99_ms']:,.0f} ms at the peak" if r["dip_p99_ms"] is not None
+                   else "a pool that cannot keep up at the peak")
+            text = (f"Each of the {r['deployments_per_month']:,.0f} deployments a month rolls {r['replicas_short']} "
+                    f"replica{'s' if r['replicas_short'] != 1 else ''} at a time: the pool is short for "
+                    f"{r['seconds_short_per_deployment'] / 60:.3g} min ({r['share_of_time_short']:.1%} of the time), "
+                    f"with {dip}: the SLO " + ("holds during a rollout." if r["dip_slo_met"] else
+                                              "does not hold during a rollout (a blue_green or canary rollout "
+                                              "avoids the dip for the cost of a surge)."))
+        else:
+            text = (f"Each of the {r['deployments_per_month']:,.0f} deployments a month warms new replicas beside "
+                    f"the pool ({r['strategy']}): no dip, {r['extra_replica_hours_per_month']:,.1f} extra "
+                    f"replica-hours a month (${r['extra_usd_per_month']:,.2f}).")
+        sv = dataclasses.replace(sv, reasons=list(sv.reasons) + [text])
+    if pred.failures is not None:
+        f = pred.failures
+        one = f["one_down_p99_ms"]
+        sv = dataclasses.replace(sv, reasons=list(sv.reasons) + [
+            f"Each replica fails every {sc.serving.failures.mtbf / 3600:.3g} h on average and is down "
+            f"{sc.serving.failures.mttr / 60:.3g} min: available {f['availability']:.2%} of the time, "
+            f"{f['expected_replicas_up']:.2f} of {d.replicas} replicas up on average (the p99 above counts it). "
+            + (f"With one replica down at the peak the p99 is {one:,.0f} ms: the SLO "
+               + ("still holds." if f["one_down_slo_met"] else "does not hold (add a replica).")
+               if one is not None else "With one replica down at the peak the pool cannot keep up (add a replica).")])
+    if prov["configured"] and prov["autoscaled"] is not None:
+        f, a = prov["fixed_peak"], prov["autoscaled"]
+        saving = prov["saving_usd_per_month"]
+        sv = dataclasses.replace(sv, reasons=list(sv.reasons) + [
+            f"Autoscaling between {a['replicas_min']} and {a['replicas_max']} replicas (mean "
+            f"{a['mean_replicas']:.1f}) costs ${a['usd_per_month']:,.2f}/month against ${f['usd_per_month']:,.2f}/month "
+            f"for a fixed pool of {f['replicas']} sized for the peak: "
+            + (f"{saving / f['usd_per_month']:.0%} less." if saving >= 0 else
+               f"{-saving / f['usd_per_month']:.0%} more (the cold start and scale-down delay need headroom).")])
+    return Advice(sc.name, tr, sv, d, pred, prov)
 
 
 def _table_remedies(sc: Scenario, p: Prediction) -> list[dict]:

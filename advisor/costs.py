@@ -46,6 +46,11 @@ class Prediction:
     one_off_usd: dict                 # {"initial_training", "initial_table_fill", "total"}
     recurring_usd_per_month: dict     # {"serving", "retraining", "table_refreshes", "storage", "total"}
     total_usd_over_horizon: float     # one-off + recurring over the lifetime
+    replica_hours: float = 0.0        # model-server replica-hours billed over the horizon
+    autoscale: dict | None = None     # autoscaled pool: advisor.provisioning.autoscaled_figures
+    batching: dict | None = None      # serving.batching at the mean rate: advisor.batching.figures
+    failures: dict | None = None      # serving.failures: advisor.failures.figures
+    rollout: dict | None = None       # serving.rollout: advisor.rollout.figures
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -92,7 +97,15 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
     life_s = planning_horizon_s or sc.horizon
     keys = table_keys(sc, d)
     hit = hit_ratio(sc, keys) if keys else 0.0
-    p99 = latency_quantile_s(sc, 0.99, hit, d.replicas)
+    auto = None
+    if d.autoscale is not None:
+        from .provisioning import autoscaled_figures
+        auto = autoscaled_figures(sc, hit, d.autoscale)
+        p99 = auto["latency_p99_s"]
+        replica_s = auto["replica_hours"] * 3600.0
+    else:
+        p99 = latency_quantile_s(sc, 0.99, hit, d.replicas)
+        replica_s = d.replicas * sc.horizon
     table_b = keys * sc.model.prediction_bytes
     data_b = window_examples(sc) * example_bytes(sc.data.features)
     model_b = model_bytes(sc.data.features)
@@ -100,7 +113,16 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
     storage_usd = table_usd + (data_b + model_b) / 1e9 * costs.data_storage_per_gb_month
     vcpu_s = costs.vcpu_hour / 3600.0
     trainers = sc.model.trainers
-    serving_usd = d.replicas * MONTH_S * vcpu_s
+    serving_usd = (replica_s * to_month if auto is not None else d.replicas * MONTH_S) * vcpu_s
+    roll = None
+    if sc.serving.rollout is not None and d.replicas and d.autoscale is None:
+        # every deployment reaches the replicas by the rollout: a dip, or a surge billed
+        from .rollout import figures, p99_with_dips_s
+        roll = figures(sc, hit, d.replicas, retrains_per_horizon(sc, d), costs.vcpu_hour)
+        serving_usd += roll["extra_usd_per_month"]
+        replica_s += roll["extra_replica_hours_per_month"] * 3600.0 / to_month
+        if roll["replicas_short"]:
+            p99 = p99_with_dips_s(sc, hit, d.replicas, roll["share_of_time_short"], roll["replicas_short"])
     job = train_job_s(sc, d.training)
     # every trainer is billed for the whole job
     training_usd = retrains_per_horizon(sc, d) * job * trainers * vcpu_s * to_month
@@ -130,4 +152,18 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
         batch_prediction_usd_per_month=batch_usd, table_usd_per_month=table_usd, data_bytes=data_b,
         train_job_s=job, batch_predict_s=bp, model_age_range_s=(m_lo, m_hi), table_age_range_s=t_rng,
         one_off_usd=one_off, recurring_usd_per_month=recurring,
-        total_usd_over_horizon=one_off["total"] + recurring["total"] * life_s / MONTH_S)
+        total_usd_over_horizon=one_off["total"] + recurring["total"] * life_s / MONTH_S,
+        replica_hours=replica_s / 3600.0, autoscale=auto,
+        batching=_batching_figures(sc, hit) if sc.serving.batching is not None and d.replicas else None,
+        failures=_failure_figures(sc, hit, d.replicas) if sc.serving.failures is not None and d.replicas else None,
+        rollout=roll)
+
+
+def _failure_figures(sc: Scenario, hit: float, replicas: int) -> dict:
+    from .failures import figures
+    return figures(sc, hit, replicas)
+
+
+def _batching_figures(sc: Scenario, hit: float) -> dict:
+    from .batching import figures
+    return figures(sc, sc.traffic.rate * (1.0 - hit))

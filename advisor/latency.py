@@ -36,16 +36,36 @@ def latency_quantile_s(sc: Scenario, p: float, hit: float, replicas: int | None,
     """Quantile p of request latency (queue wait + service, or table lookup), request-weighted
     over the day: table hits take lookup_time; misses queue at `replicas` M/G/c servers
     (Allen–Cunneen wait with an exponential tail, convolved with the service time).
-    replicas=None means no queueing at all (the service time alone)."""
+    replicas=None means no queueing at all (the service time alone). With serving.failures,
+    a mixture over how many replicas are down (advisor.failures)."""
     if rates is None:
         rates, weights = _phase_rates(sc)
+    if sc.serving.failures is not None and replicas is not None and replicas >= 1:
+        from . import failures
+        return failures.latency_quantile_s(sc, p, hit, replicas, rates, weights)
+    cdf, hi = latency_cdf(sc, hit, replicas, rates, weights)
+    if cdf is None:
+        return math.inf
+    for _ in range(8):
+        if cdf(hi) >= p:
+            break
+        hi *= 10
+    return theory.mixture_quantile(p, [cdf], [1.0], hi)
+
+
+def latency_cdf(sc: Scenario, hit: float, replicas: int | None, rates: np.ndarray, weights: np.ndarray):
+    """(P(latency <= t) as a function, a starting upper bound for its quantiles); (None, 0) when
+    the pool cannot keep up with some phase's rate."""
+    if sc.serving.batching is not None:
+        from . import batching   # replicas serve batches (serving.batching)
+        return batching.latency_cdf(sc, hit, replicas, rates, weights)
     inf = sc.model.inference_time
     lookup = sc.serving.lookup_time
     es, c2 = inf.mean_s, cs2(inf)
     pts = _service_points(inf)
     miss = 1.0 - hit
     if miss > 1e-12 and replicas is not None and (replicas < 1 or np.any(rates * miss * es >= replicas)):
-        return math.inf
+        return None, 0.0
 
     def cdf(t):
         total = hit * float(lookup.cdf(t))
@@ -56,12 +76,7 @@ def latency_quantile_s(sc: Scenario, p: float, hit: float, replicas: int | None,
                                 for lam, w in zip(rates, weights))
         return total
 
-    hi = 10.0 * max(float(inf.quantile_s(0.9999)), float(lookup.quantile_s(0.9999)), 1e-3)
-    for _ in range(8):
-        if cdf(hi) >= p:
-            break
-        hi *= 10
-    return theory.mixture_quantile(p, [cdf], [1.0], hi)
+    return cdf, 10.0 * max(float(inf.quantile_s(0.9999)), float(lookup.quantile_s(0.9999)), 1e-3)
 
 
 MAX_REPLICAS = 100_000     # the largest pool serving.replicas accepts
@@ -79,7 +94,7 @@ def replicas_for_slo(sc: Scenario, hit: float) -> int | None:
     # the service time alone must meet the SLO share of the misses
     if latency_quantile_s(sc, 0.99, hit, None, peak, one) > slo:
         return None
-    c = max(1, math.floor(peak[0] * miss * inf.mean_s) + 1)
+    c = max(1, math.floor(offered_erlangs(sc, peak[0] * miss)) + 1)
     ok = lambda n: latency_quantile_s(sc, 0.99, hit, n, peak, one) <= slo  # noqa: E731
     if ok(c):
         return c
@@ -113,12 +128,24 @@ def provisioned_replicas(sc: Scenario, hit: float) -> tuple[int, bool]:
     c = replicas_for_slo(sc, hit)
     meets = c is not None
     if c is None:
-        c = math.ceil(sc.traffic.peak_rate_per_s * miss * sc.model.inference_time.mean_s / STABLE_UTILISATION)
+        c = math.ceil(offered_erlangs(sc, sc.traffic.peak_rate_per_s * miss) / STABLE_UTILISATION)
     return max(int(c), sc.serving.min_replicas), meets
+
+
+def offered_erlangs(sc: Scenario, lam_miss_per_s: float) -> float:
+    """Busy replicas the model path needs at this rate: λ·E[S], or with serving.batching the
+    batches' rate × mean batch time."""
+    if sc.serving.batching is not None:
+        from . import batching
+        return batching.offered_erlangs(sc, lam_miss_per_s)
+    return lam_miss_per_s * sc.model.inference_time.mean_s
 
 
 def model_path_p99_s(sc: Scenario, hit: float, replicas: int) -> float:
     """p99 of the requests that reach the model (queue wait + inference), at the peak rate."""
+    if sc.serving.batching is not None:
+        return latency_quantile_s(sc, 0.99, 0.0, replicas, np.array([sc.traffic.peak_rate_per_s * (1.0 - hit)]),
+                                  np.array([1.0]))
     peak = np.array([sc.traffic.peak_rate_per_s * (1.0 - hit)])
     inf = sc.model.inference_time
     es, c2 = inf.mean_s, cs2(inf)

@@ -2,6 +2,7 @@
 (the popular head precomputed), the cheapest that meets the latency SLO."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -14,6 +15,7 @@ from scenarios.units import format_bytes, format_count, format_duration
 
 from .costs import table_refreshes_per_horizon
 from .latency import latency_quantile_s, model_path_p99_s, provisioned_replicas
+from .provisioning import day_schedule, policy_for, replica_seconds
 from .schedule import batch_predict_s, hit_ratio
 from .training import _training_option
 
@@ -40,6 +42,7 @@ class ServingOption:
     model_p99_s: float | None          # p99 of the requests that reach the model (None: no model path)
     feasible: bool
     why_not: str = ""
+    replicas_min: int | None = None    # autoscaled pool (serving.autoscale): the fewest over the day
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,14 @@ class ServingAdvice:
 def _serving_option(sc: Scenario, kind: str, keys: int, training: str, every: float | None,
                     replicas: int | None) -> ServingOption:
     hit = hit_ratio(sc, keys) if keys else 0.0
+    policy, c_min = None, None
     if kind == "static":
         c = 0
     elif replicas is not None:
         c = replicas
     else:
         c, _ = provisioned_replicas(sc, hit)
+        policy = policy_for(sc, hit)      # serving.autoscale: the pool follows the load
     vcpu_s = sc.costs.vcpu_hour / 3600.0
     d = Design(training, every, kind, keys if kind == "hybrid" else None, c)
     to_month = MONTH_S / sc.horizon
@@ -74,6 +79,12 @@ def _serving_option(sc: Scenario, kind: str, keys: int, training: str, every: fl
     fill = sc.model.fill_vcpu_s(keys) * vcpu_s
     batch = table_refreshes_per_horizon(sc, d) * fill * to_month if keys else 0.0
     rep_usd = c * MONTH_S * vcpu_s
+    if policy is not None:
+        # the design at its best provisioning: billed replica-hours of the autoscaled pool
+        # (its p99 below is that of its largest pool, a conservative stand-in)
+        sch, scale = day_schedule(sc, hit, policy)
+        c, c_min = int(sch["allocated"].max()), int(sch["allocated"].min())
+        rep_usd = replica_seconds(sch) * scale * MONTH_S / sc.horizon * vcpu_s
     recurring = storage + batch + rep_usd
     p99 = latency_quantile_s(sc, 0.99, hit, c)
     model_p99 = model_path_p99_s(sc, hit, c) if (c and hit < 1.0) else None
@@ -95,7 +106,7 @@ def _serving_option(sc: Scenario, kind: str, keys: int, training: str, every: fl
                                     f"enough to lose {with_table:.2%} accuracy (budget {budget:.2%})")
     return ServingOption(kind, keys, hit, c, p99, recurring, table_b, storage, batch, rep_usd,
                          fill if keys else 0.0, (fill if keys else 0.0) + recurring * sc.horizon / MONTH_S,
-                         model_p99, feasible, why)
+                         model_p99, feasible, why, c_min)
 
 
 def _ms(x_s: float) -> str:
@@ -166,6 +177,12 @@ def advise_serving(sc: Scenario, training: str, every: float | None, hybrid_poin
     else:
         decision = max(opts, key=lambda k: scores[k])
     ch = opts[decision]
+    if ch.replicas_min is not None:
+        # the autoscaled pool's own p99 (its options were screened at their largest pool)
+        from .provisioning import autoscaled_p99_s, day_schedule, policy_for
+        pol = policy_for(sc, ch.hit)
+        ch = dataclasses.replace(ch, p99_s=autoscaled_p99_s(sc, ch.hit, day_schedule(sc, ch.hit, pol)[0]))
+        opts[decision] = ch
     slo_ms = _ms(sc.slo.latency_p99)
     life = format_duration(sc.horizon)
     reasons = []
@@ -177,7 +194,11 @@ def advise_serving(sc: Scenario, training: str, every: float | None, hybrid_poin
         reasons.append(f"Precomputing all {format_count(n)} inputs takes {format_bytes(st.table_bytes)}: "
                        f"a one-off table fill of {_usd(st.one_off_usd)}, then {_usd(st.cost_usd_per_month)}/month "
                        f"(storage {_usd(st.storage_usd_per_month)}, refreshes {_usd(st.batch_usd_per_month)}).")
-    if dyn.feasible:
+    if dyn.feasible and dyn.replicas_min is not None:
+        reasons.append(f"Serving every request online at {sc.traffic.rate:,.0f}/s (peak "
+                       f"{sc.traffic.peak_rate_per_s:,.0f}/s) needs {dyn.replicas_min} to {_replicas(dyn.replicas)} "
+                       f"over the day for the {slo_ms} p99 SLO, autoscaled: {_usd(dyn.cost_usd_per_month)}/month.")
+    elif dyn.feasible:
         reasons.append(f"Serving every request online at {sc.traffic.rate:,.0f}/s (peak "
                        f"{sc.traffic.peak_rate_per_s:,.0f}/s) needs {_replicas(dyn.replicas)} for the "
                        f"{slo_ms} p99 SLO: {_usd(dyn.cost_usd_per_month)}/month.")
@@ -188,7 +209,8 @@ def advise_serving(sc: Scenario, training: str, every: float | None, hybrid_poin
         h = opts["hybrid"]
         reasons.append(f"The top {format_count(h.keys)} inputs receive {h.hit:.0%} of requests "
                        f"(Zipf s = {s:.2f}); precomputing them takes {format_bytes(h.table_bytes)} "
-                       f"(a one-off fill of {_usd(h.one_off_usd)}) and leaves {_replicas(h.replicas)}: "
+                       f"(a one-off fill of {_usd(h.one_off_usd)}) and leaves "
+                       f"{_replicas(h.replicas) if h.replicas_min is None else f'{h.replicas_min} to {_replicas(h.replicas)}, autoscaled'}: "
                        f"{_usd(h.cost_usd_per_month)}/month for serving (replicas, table storage and refreshes).")
     elif n is None and s <= 1:
         reasons.append(f"Popularity is flat (Zipf s = {s:.2f} <= 1 over unbounded inputs): any finite "

@@ -47,9 +47,41 @@ def run_figures(run_dir: Path, out_dir: Path) -> list[Path]:
     ts = pd.read_csv(_read(run_dir / "timeseries.csv"))
     hist = pd.read_csv(_read(run_dir / "latency_hist.csv"))
     events = json.loads(_read(run_dir / "events.json").getvalue()) if (run_dir / "events.json").exists() else []
-    return [latency_cdf(metrics, hist, out_dir / "latency_cdf.png"),
-            accuracy_over_time(metrics, ts, events, out_dir / "accuracy_age.png"),
-            cost_breakdown(metrics, out_dir / "cost_breakdown.png")]
+    out = [latency_cdf(metrics, hist, out_dir / "latency_cdf.png"),
+           accuracy_over_time(metrics, ts, events, out_dir / "accuracy_age.png"),
+           cost_breakdown(metrics, out_dir / "cost_breakdown.png")]
+    if "replicas_mean" in ts or "replicas_up_mean" in ts:
+        out.append(replicas_over_time(metrics, ts, out_dir / "replicas_load.png"))
+    return out
+
+
+def replicas_over_time(metrics: dict, ts: pd.DataFrame, path: Path) -> Path:
+    """An autoscaled run (serving.autoscale): replicas against the offered load, and p99 per window."""
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    hours = (ts["t_start_s"] + ts["t_end_s"]) / 2 / 3600
+    if "replicas_mean" in ts:
+        a1.step(hours, ts["replicas_mean"], where="mid", color="#264653", lw=1.6,
+                label="replicas (billed, mean per window)")
+        a1.plot(hours, ts["offered_load_mean"], color="#e76f51", lw=1.2,
+                label="offered load (busy replicas = arrival rate x mean inference time)")
+    if "replicas_up_mean" in ts:
+        a1.step(hours, ts["replicas_up_mean"], where="mid", color="#d62828", lw=1.2,
+                label="replicas up (failures and repairs), mean per window")
+    fixed = (metrics.get("autoscale") or {}).get("replicas_max")
+    if fixed:
+        a1.axhline(fixed, color="grey", ls=":", lw=1, label=f"most replicas at once ({fixed})")
+    a1.set_ylabel("replicas / Erlangs")
+    a1.legend(fontsize=7, loc="lower left")
+    a2.plot(hours, ts["latency_p99_ms"], color="#264653", lw=1.2)
+    a2.set_ylabel("p99 latency per window (ms)")
+    a2.set_xlabel("simulated time (h)")
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+    a2.set_yscale("log")
+    a1.set_title(f"{metrics['scenario']}: the replica pool over time\n"
+                 "look at the p99 under it: it rises where replicas are short (a failure, a late scale-up)",
+                 fontsize=10)
+    return _save(fig, path)
 
 
 PATH_LABELS = {"table": "table lookup", "model": "model (queue + inference)", "fallback": "fallback (no model)",

@@ -61,7 +61,21 @@ def _serving_head(s: dict) -> str:
     if s["decision"] == "static":
         return "static (a precomputed table)"
     k = f", top {format_count(s['cache_top_k'])} precomputed" if s["cache_top_k"] else ""
+    prov = s.get("provisioning") or {}
+    if prov.get("configured") and prov.get("autoscaled"):
+        a = prov["autoscaled"]
+        return f"{s['decision']} (autoscaled {a['replicas_min']}-{_replicas(a['replicas_max'])}{k})"
     return f"{s['decision']} ({_replicas(s['replicas'])}{k})"
+
+
+def _provisioning_rows(prov: dict | None) -> list:
+    """Fixed peak vs autoscaled serving side by side, when serving.autoscale is configured."""
+    if not prov or not prov.get("configured") or not prov.get("autoscaled"):
+        return []
+    f, a = prov["fixed_peak"], prov["autoscaled"]
+    return [("  serving: fixed peak / autoscaled", f"{_usd(f['usd_per_month'])} / {_usd(a['usd_per_month'])}"),
+            ("  replica-hours/month: fixed / autoscaled",
+             f"{f['replica_hours_per_month']:,.0f} / {a['replica_hours_per_month']:,.0f}")]
 
 
 def advice(console: Console, adv: dict, scenario) -> None:
@@ -89,6 +103,7 @@ def advice(console: Console, adv: dict, scenario) -> None:
         ("table size", format_bytes(p["table_bytes"])),
         ("one-off: initial training / table fill", f"{_usd(one['initial_training'])} / {_usd(one['initial_table_fill'])}"),
         ("per month: serving", _usd(rec["serving"])),
+        *_provisioning_rows(s.get("provisioning")),
         ("per month: retraining / table refreshes", f"{_usd(rec['retraining'])} / {_usd(rec['table_refreshes'])}"),
         ("per month: storage", _usd(rec["storage"])),
         ("per month: total", _usd(rec["total"])),
@@ -139,6 +154,18 @@ def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
     for i, label in enumerate(labels):
         tab.add_row(label, *[c[1][i] for c in cols])
     console.print(tab)
+
+
+def _autoscale_rows(auto: dict | None, p: dict) -> list:
+    """Replica-hours and pool size of an autoscaled run (serving.autoscale), with the advisor's."""
+    if not auto:
+        return []
+    pa = p.get("autoscale") if p else None
+    return [("  replica-hours (autoscaled)", f"{auto['replica_hours']:,.1f}",
+             f"{p['replica_hours']:,.1f}" if pa else ""),
+            ("  replicas least / mean / most", f"{auto['replicas_min']} / {auto['mean_replicas']:.2f} / "
+             f"{auto['replicas_max']}", f"{pa['replicas_min']} / {pa['mean_replicas']:.2f} / {pa['replicas_max']}"
+             if pa else "")]
 
 
 def simulation(console: Console, m: dict, predicted: dict | None = None) -> None:
@@ -193,6 +220,7 @@ def simulation(console: Console, m: dict, predicted: dict | None = None) -> None
         ("one-off: initial training / table fill", pair(one, "initial_training", "initial_table_fill"),
          pair(pone, "initial_training", "initial_table_fill")),
         ("per month: serving", _usd(rec["serving"]), _usd(prec["serving"]) if prec else ""),
+        *_autoscale_rows(m.get("autoscale"), p),
         ("per month: retraining / table refreshes", pair(rec, "retraining", "table_refreshes"),
          pair(prec, "retraining", "table_refreshes")),
         ("per month: total", _usd(rec["total"]), _usd(prec["total"]) if prec else ""),

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator,
                       model_validator)
 from . import units
+from .serving_ops import Autoscale, BatchTime, Batching, Failures, Rollout
 
 _NORMAL = NormalDist()
 
@@ -290,7 +291,7 @@ class TrainTime(Frozen):
         return self.fixed + self.per_million_examples * examples / 1e6 / trainers
 
 
-class BatchTime(Frozen):
+class BatchPredictTime(Frozen):
     """Cost of one batch `predict` call over b keys: fixed + per_key·b (measured by calibrate)."""
     fixed: Duration = 0.0
     per_key: Duration = Field(ge=1e-9)
@@ -349,7 +350,7 @@ class Model(Frozen):
     prediction_bytes: Size = Field(default=64.0, gt=0, le=1e6)
     trainers: int = Field(default=1, ge=1, le=4096)   # data-parallel training workers (1 vCPU each)
     estimator: Estimator | None = None        # None: the built-in least-squares classifier
-    batch_predict_time: BatchTime | None = None   # None: a table fill costs the mean inference time per key
+    batch_predict_time: BatchPredictTime | None = None   # None: a table fill costs the mean inference time per key
     update_time: TrainTime | None = None      # continuous updates (partial_fit per batch); None: train_time
 
     def job_time(self, mode: str) -> TrainTime:
@@ -364,6 +365,7 @@ class Model(Frozen):
             return 0.0
         b = self.batch_predict_time
         return b.fixed + b.per_key * keys if b is not None else keys * self.inference_time.mean_s
+    batch_time: BatchTime | None = None   # T(b) = fixed + per_item·b, for serving.batching
 
 
 class Serving(Frozen):
@@ -371,6 +373,23 @@ class Serving(Frozen):
     min_replicas: int = Field(default=2, ge=1, le=100000)   # redundancy floor for a model path
     lookup_time: Distribution = Deterministic(distribution="deterministic", value=0.002)
     batch_workers: int = Field(default=8, ge=1, le=100000)
+    autoscale: Autoscale | None = None   # scenarios.serving_ops: a pool that follows the load
+    batching: Batching | None = None     # scenarios.serving_ops: replicas serve batches
+    failures: Failures | None = None     # scenarios.serving_ops: replicas fail and come back
+    rollout: Rollout | None = None       # scenarios.serving_ops: how a deployment reaches the replicas
+
+    @model_validator(mode="after")
+    def _pool(self):
+        if self.autoscale is not None and self.replicas is not None:
+            raise ValueError("autoscale: the autoscaler sizes the pool over the day; drop serving.replicas "
+                             "(or drop autoscale to pin a fixed pool)")
+        return self
+
+    @property
+    def autoscale_min(self) -> int:
+        """The autoscaler's floor: autoscale.min, else serving.min_replicas."""
+        a = self.autoscale
+        return a.min if a is not None and a.min is not None else self.min_replicas
 
 
 class Slo(Frozen):
@@ -431,6 +450,18 @@ class Scenario(Frozen):
                              f"shorter than data.batch_interval ({units.format_duration(self.data.batch_interval)}); "
                              "a periodic job trains when a batch has arrived, so retrain at most once per "
                              "batch (or use training: continuous)")
+        if self.serving.batching is not None and self.model.batch_time is None:
+            raise ValueError("serving.batching: needs model.batch_time {fixed, per_item}, the time of a batch")
+        if self.serving.failures is not None and self.serving.autoscale is not None:
+            raise ValueError("serving.failures: failures of an autoscaled pool are not modelled yet; "
+                             "use a fixed pool (serving.replicas or the advisor's)")
+        if self.serving.rollout is not None and (self.serving.autoscale is not None
+                                                 or self.serving.failures is not None):
+            raise ValueError("serving.rollout: rollouts with serving.autoscale or serving.failures are not "
+                             "modelled yet; use a fixed pool without failures")
+        if self.serving.batching is not None and self.serving.autoscale is not None:
+            raise ValueError("serving.batching: batching together with serving.autoscale is not modelled yet; "
+                             "use one of the two")
         if arch.serving == "static" and n is None:
             raise ValueError("architecture.serving: static serving needs a finite "
                              "traffic.cardinality (a table cannot hold unbounded inputs)")

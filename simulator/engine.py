@@ -222,6 +222,19 @@ class Simulation:
                             self.keys_in_table, (arr, keys, svc, lab))
         if slices is not None:
             self.dp.set_slices(slices.pieces)
+        self.autoscaler = None
+        if design.autoscale is not None and design.replicas:
+            from .autoscale import Autoscaler   # serving.autoscale: the pool follows the load
+            self.autoscaler = Autoscaler(sc, design.autoscale, self.dp, horizon_s)
+            self.dp.scaler = self.autoscaler
+        self.failures = self.rollouts = None
+        if sc.serving.rollout is not None and design.replicas and design.autoscale is None:
+            from .rollout import Rollouts   # serving.rollout: each deployment reaches the replicas
+            self.rollouts = Rollouts(sc, self.dp, design.replicas)
+        if sc.serving.failures is not None and design.replicas and design.autoscale is None:
+            from .failures import ReplicaFailures   # serving.failures: replicas fail and come back
+            self.failures = ReplicaFailures(sc, self.dp, design.replicas, np.random.default_rng(ss.spawn(1)[0]),
+                                            horizon_s)
         self.advance = self.dp.advance
         self.progress = progress
         self.val = {"batches": 0, "anomalies": 0, "quarantined": 0, "by_kind": {}}
@@ -329,6 +342,8 @@ class Simulation:
         self.dp.set_model(m)
         if count:
             self.dp.bucket.deployments += 1
+            if self.rollouts is not None:
+                self.env.process(self.rollouts.run(self.env))
 
     def _fill_table(self, m: Model, at_s: float, initial: bool = False) -> None:
         self.advance(at_s)
@@ -430,6 +445,11 @@ class Simulation:
             "queue_length_seen_mean": b.queue_seen / b.wait.n if b.wait.n else math.nan,
             "served_expected_accuracy": b.served_expected / b.requests if b.requests else math.nan,
             "fresh_expected_accuracy": b.fresh_expected / b.requests if b.requests else math.nan})
+        if self.failures is not None:
+            self.timeseries[-1].update(replicas_up_mean=self.failures.mean_up(b.start_s, t))
+        if self.autoscaler is not None:
+            self.timeseries[-1].update(replicas_mean=self.autoscaler.mean_allocated(b.start_s, t),
+                                       offered_load_mean=b.work_s / (t - b.start_s) if t > b.start_s else math.nan)
         if self.keep_bucket_hists:
             self.bucket_hists.append(b.wait)
         self.dp.bucket = _Bucket(t)
@@ -439,6 +459,7 @@ class Simulation:
         wall0 = time.perf_counter()
         self._bootstrap()
         env = simpy.Environment()
+        self.env = env
         self.trainer = simpy.Resource(env, capacity=1)
         self.refresh_wanted = None
         if self.design.training != "static":
@@ -449,6 +470,8 @@ class Simulation:
             self.refresh_wanted = env.event()
             env.process(self._refresher(env))
         env.process(self._ticker(env, self.report_every_s))
+        if self.failures is not None:
+            env.process(self.failures.run(env))
         env.run(until=self.horizon + 1e-6)
         self.advance(self.horizon)
         res = Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
@@ -474,7 +497,10 @@ class Simulation:
         storage_month = (table_b / 1e9 * sc.costs.table_storage_per_gb_month
                          + (data_b + mb) / 1e9 * sc.costs.data_storage_per_gb_month)
         self.cost["storage"] = storage_month * H / MONTH_S
-        self.cost["serving"] = d.replicas * H * self.vcpu_s
+        self.cost["serving"] = d.replicas * H * self.vcpu_s if self.autoscaler is None \
+            else self.autoscaler.replica_seconds(H) * self.vcpu_s
+        if self.rollouts is not None:
+            self.cost["serving"] += self.rollouts.extra_replica_s * self.vcpu_s
         total = sum(self.cost.values())
         cost = dict(self.cost, total=total)
         to_month = MONTH_S / H
@@ -538,6 +564,13 @@ class Simulation:
             "accuracy": {"served": per_req(dp.served_correct / n), "fresh_model": per_req(fresh),
                          "lost_to_staleness": per_req(fresh - served_exp), "served_expected": per_req(served_exp)},
             "notes": notes,
+            **({"autoscale": self.autoscaler.metrics(H)} if self.autoscaler is not None else {}),
+            **({"failures": self.failures.metrics(H)} if self.failures is not None else {}),
+            **({"rollout": self.rollouts.metrics()} if self.rollouts is not None else {}),
+            **({"batching": {"batches": dp.batches, "mean_batch": model_n / dp.batches if dp.batches else None,
+                             "busy_replica_s": dp.batch_busy_s,
+                             "throughput_per_busy_replica_per_s": model_n / dp.batch_busy_s if dp.batch_busy_s
+                             else None}} if sc.serving.batching is not None else {}),
             "validation": self.val,
             "training": self.train,
             "wall_s": wall_s,

@@ -72,6 +72,10 @@ class ReplicaPool:
         self.free_at = np.zeros(replicas)   # a min-heap (heapq layout)
         self.pending = np.empty(0)          # start times, after the last arrival, of earlier requests
 
+    def restarted(self, t_s: float) -> "ReplicaPool":
+        """The same pool with an empty queue (a new slice of a sampled lifetime)."""
+        return ReplicaPool(self.replicas)
+
     def serve(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
         if self.replicas == 0:
             raise ValueError("no replicas")

@@ -37,6 +37,7 @@ class _Bucket:
         self.served_expected = self.fresh_expected = 0.0
         self.anomalies = 0
         self.deployments = 0
+        self.work_s = 0.0          # service seconds of model-path arrivals (offered load × time)
 
 
 class DataPlane:
@@ -44,6 +45,9 @@ class DataPlane:
     has installed, and accumulates the request metrics (histograms and exact sums)."""
 
     on_requests = None   # optional callable(arrival_times_s, keys) seeing every request (set_request_sink)
+    scaler = None        # optional simulator.autoscale.Autoscaler resizing the pool (serving.autoscale)
+    down = 0             # replicas down (serving.failures); their requests also go to lat_down
+    lat_down = None
 
     def __init__(self, sc: Scenario, horizon_s: float, features: KeyFeatures, concept: Concept,
                  zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple,
@@ -114,13 +118,17 @@ class DataPlane:
         while self.t_done < t_to - 1e-12:
             if self.piece_i >= len(pieces) or pieces[self.piece_i][0] >= t_to:
                 self.t_done = t_to
+                if self.scaler is not None:
+                    self.scaler.begin_span(t_to)
                 return
             warm, start, end = pieces[self.piece_i]
             if self.t_done < warm:
                 # time jumped over an unsampled stretch: the queue starts empty again
                 self.t_done = warm
+                if self.scaler is not None:
+                    self.scaler.begin_span(warm)
                 if self.pool is not None:
-                    self.pool = ReplicaPool(self.pool.replicas)
+                    self.pool = self.pool.restarted(self.t_done)
             if self.t_done < start - 1e-12:
                 self._advance_span(min(start, t_to), record=False)
                 continue
@@ -135,11 +143,37 @@ class DataPlane:
         while self.t_done < t_to - 1e-12:
             t1 = min(t_to, self.t_done + step)
             t = arrivals(self.rng_arr, self.t_done, t1, tr.rate, tr.diurnal_amplitude)
+            if self.scaler is not None:
+                self.scaler.begin_span(self.t_done)
             if record:
                 self._serve_chunk(t)
             else:
                 self._warm_chunk(t)
+            if self.scaler is not None:
+                self.scaler.end_span(t1)
             self.t_done = t1
+
+    def _queue(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
+        """FIFO start times on the pool (resized between arrivals by the autoscaler, if any)."""
+        if self.scaler is None:
+            return self.pool.serve(arrival_s, service_s)
+        return self.scaler.serve(self.pool, arrival_s, service_s)
+
+    batches = 0          # serving.batching: batches served (recorded time) and their busy seconds
+    batch_busy_s = 0.0
+
+    def _model_path(self, arrival_s: np.ndarray, record: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(FIFO start, service time) of each model-path request: one request per replica, or
+        with serving.batching its batch's start and T(b) (simulator.batching)."""
+        if self.sc.serving.batching is not None:
+            from .batching import serve_batched
+            starts, svc, nb, busy = serve_batched(self._queue, self.sc, arrival_s, self.compiled)
+            if record:
+                self.batches += nb
+                self.batch_busy_s += busy
+            return starts, svc
+        svc = self.sc.model.inference_time.sample_s(self.rng_svc, arrival_s.size)
+        return self._queue(arrival_s, svc), svc
 
     def _warm_chunk(self, t: np.ndarray) -> None:
         """Warm-up requests: they load the queue like any other, and are not recorded."""
@@ -149,8 +183,7 @@ class DataPlane:
         miss = keys > np.uint64(self.keys_in_table) if self.keys_in_table else np.ones(t.size, bool)
         idx = np.nonzero(miss)[0]
         if idx.size:
-            svc = self.sc.model.inference_time.sample_s(self.rng_svc, idx.size)
-            starts = self.pool.serve(t[idx], svc)
+            starts, svc = self._model_path(t[idx], record=False)
             self.pool.queue_seen(t[idx], starts)
 
     def _serve_chunk(self, t: np.ndarray) -> None:
@@ -173,8 +206,9 @@ class DataPlane:
         if model_path.any():
             idx = np.nonzero(model_path)[0]
             pred[idx] = self.scorer.predict(i[idx], j[idx])
-            svc = sc.model.inference_time.sample_s(self.rng_svc, idx.size)
-            starts = self.pool.serve(t[idx], svc)
+            starts, svc = self._model_path(t[idx])
+            if self.scaler is not None:
+                self.bucket.work_s += float(svc.sum())
             w = starts - t[idx]
             latency[idx] = w + svc
             w_bins = bin_index(w)
@@ -195,6 +229,8 @@ class DataPlane:
         for path, mask in (("model", model_path), ("fallback", fallback), ("table", hit)):
             if mask.any():
                 self.lat_path[path].add_binned(latency[mask], lat_bins[mask])
+        if self.down and model_path.any():
+            self.lat_down.add_binned(latency[model_path], lat_bins[model_path])
         # truth at the request's time, and at the end of the serving model's data
         y_true = self._true_labels(t, i, j)
         eps = sc.data.label_noise
