@@ -194,8 +194,10 @@ def _expected_alloc(sc: Scenario, hit: float, policy: AutoscalePolicy, lam: np.n
         lim = np.where(c - 1 <= last, tab[idx], tab[-1] * (c - 1) / max(last, 1))
         p_below = np.ones_like(out)
         for j in range(w + 1):
-            m_j = np.concatenate([np.full(j, np.nan), mu[: mu.size - j]]) if j else mu
-            s_j = np.concatenate([np.full(j, np.nan), sd[: sd.size - j]]) if j else sd
+            # the decision j intervals back (none yet when the span holds fewer intervals)
+            m_j, s_j = np.full(mu.size, np.nan), np.full(sd.size, np.nan)
+            if j < mu.size:
+                m_j[j:], s_j[j:] = mu[: mu.size - j], sd[: sd.size - j]
             pj = ndtr((lim - m_j) / s_j)
             # before the first decision (and for the initial pool) the set count stands
             init = np.isnan(m_j)
