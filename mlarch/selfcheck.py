@@ -294,6 +294,7 @@ def run(quick: bool = False, seed: int = 1, progress=None, presets: list[str] | 
         ("model age", lambda: [_age_check(seed, quick)]),
         ("drift", lambda: _drift_checks(seed, quick)),
         ("arrivals", lambda: [_diurnal_check(seed, 30.0 if quick else 100.0)]),
+        ("monitoring", lambda: _monitor_checks(seed, quick)),
     ]
     for name in (presets if presets is not None else preset_names()):
         steps.append((name, lambda name=name: _preset_checks(name, seed, quick)))
@@ -305,6 +306,11 @@ def run(quick: bool = False, seed: int = 1, progress=None, presets: list[str] | 
     if progress:
         progress("done", 1.0)
     return out
+
+
+def _monitor_checks(seed: int, quick: bool) -> list[Check]:
+    from . import selfcheck_monitor   # issue 17: false alarms and detection delay of the live-model monitor
+    return selfcheck_monitor.checks(seed, quick)
 
 
 def _lognormal_mg1(n: float, seed: int) -> list[Check]:

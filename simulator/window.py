@@ -44,6 +44,7 @@ class DataPlane:
     has installed, and accumulates the request metrics (histograms and exact sums)."""
 
     on_requests = None   # optional callable(arrival_times_s, keys) seeing every request (set_request_sink)
+    skew: tuple[int, float] | None = None   # (feature, factor) while the serving path is skewed
 
     def __init__(self, sc: Scenario, horizon_s: float, features: KeyFeatures, concept: Concept,
                  zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple,
@@ -81,8 +82,14 @@ class DataPlane:
     def set_model(self, m: Model) -> None:
         """Serve model-path requests with m from now on."""
         self.live = m
-        self.scorer = Scorer(m, self.features)
+        self.scorer = Scorer(m, self.features, self.skew)
         self.end_proj_model = self._proj(m.data_end_s)
+
+    def set_skew(self, skew: tuple[int, float] | None) -> None:
+        """From now on the online path feeds feature skew[0] multiplied by skew[1] (None: fixed)."""
+        self.skew = skew
+        if self.live is not None:
+            self.set_model(self.live)
 
     def set_request_sink(self, fn) -> None:
         """Call fn(arrival_times_s, keys) with every chunk of requests served (e.g. to log them)."""
