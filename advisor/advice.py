@@ -38,7 +38,9 @@ class Advice:
             "training": {"decision": t.decision, "mode": t.mode, "retrain_every_s": t.retrain_every_s,
                          "scores": t.scores, "score_legend": TRAINING_LEGEND, "axes": t.axes,
                          "reasons": list(t.reasons), "budget_met": t.budget_met,
-                         "feasible": t.feasible, "binding": t.binding, "remedies": list(t.remedies)},
+                         "feasible": t.feasible, "binding": t.binding, "remedies": list(t.remedies),
+                         **({"dynamic_architecture": t.options["dynamic_architecture"]}
+                            if "dynamic_architecture" in t.options else {})},
             "serving": {"decision": s.decision, "cache_top_k": s.cache_top_k, "replicas": s.replicas,
                         "scores": s.scores, "score_legend": SERVING_LEGEND, "axes": s.axes,
                         "reasons": list(s.reasons), "slo_met": s.slo_met,
@@ -53,13 +55,17 @@ def design_for(sc: Scenario, training: TrainingAdvice | None = None,
                serving: ServingAdvice | None = None) -> Design:
     """The design to run: the scenario's `architecture:` block where given, else the advice."""
     arch = sc.architecture
-    training = training or advise_training(sc)
+    training = training or _advise_training(sc)
     mode = arch.training or training.mode
     every = None
     if mode == "periodic":
         every = arch.retrain_every or training.retrain_every_s or sc.data.batch_interval
+    trig = {}
+    if mode == "triggered":
+        from .triggered import trigger_fields
+        trig = trigger_fields(sc)
     if serving is None:
-        serving = advise_serving(sc, mode, every)
+        serving = advise_serving(sc, *_serving_schedule(sc, mode, every))
     kind = arch.serving or serving.decision
     k = None
     if kind == "hybrid":
@@ -80,7 +86,7 @@ def design_for(sc: Scenario, training: TrainingAdvice | None = None,
         policy = policy_for(sc, hit_ratio(sc, keys) if keys else 0.0)
         if policy is not None:
             replicas = int(day_schedule(sc, hit_ratio(sc, keys) if keys else 0.0, policy)[0]["allocated"].max())
-    return Design(mode, every, kind, k, int(replicas), policy)
+    return Design(mode, every, kind, k, int(replicas), policy, **trig)
 
 
 def provisioning(sc: Scenario, d: Design, p: Prediction) -> dict:
@@ -119,6 +125,26 @@ def provisioning(sc: Scenario, d: Design, p: Prediction) -> dict:
                          "policy": policy.to_json()}
     out["saving_usd_per_month"] = (fixed_h - auto_h) * vcpu_h
     return out
+
+
+def _advise_training(sc: Scenario, remedies: bool = True) -> TrainingAdvice:
+    """advise_training, revised for sudden shifts and monitoring (advisor.triggered) when the
+    scenario has them."""
+    tr = advise_training(sc, remedies=remedies)
+    if sc.data.shifts is not None or sc.monitoring is not None:
+        from .triggered import revise_training
+        tr = revise_training(sc, tr)
+    return tr
+
+
+def _serving_schedule(sc: Scenario, mode: str, every: float | None) -> tuple[str, float | None]:
+    """The schedule serving is sized for: a triggered design as the periodic one with as many
+    retrains (advisor.triggered.as_periodic)."""
+    if mode != "triggered":
+        return mode, every
+    from .triggered import as_periodic, trigger_fields
+    d = as_periodic(sc, Design("triggered", None, "dynamic", None, 1, **trigger_fields(sc)))
+    return "periodic", d.retrain_every_s
 
 
 def _serving_binding(sc: Scenario, design: Design) -> str:
@@ -194,11 +220,11 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
     arch = sc.architecture
     # training first (from drift, delay and budget); serving then picks the table size whose
     # refresh lag still keeps that training schedule within the accuracy budget
-    tr = advise_training(sc, remedies=remedies)
+    tr = _advise_training(sc, remedies=remedies)
     mode = arch.training or tr.mode
     every = (arch.retrain_every or tr.retrain_every_s or sc.data.batch_interval) \
         if mode == "periodic" else None
-    sv = advise_serving(sc, mode, every)
+    sv = advise_serving(sc, *_serving_schedule(sc, mode, every))
     d = design_for(sc, tr, sv)
     pred = predict(sc, d)
     slo_met = pred.latency_p99_ms <= sc.slo.latency_p99 * 1e3 * (1 + 1e-9)

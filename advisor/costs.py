@@ -92,7 +92,17 @@ def predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) ->
     """The advisor's closed-form figures for design d over sc.horizon. Costs are split into
     one-off jobs (the initial model and table, never scaled to a month) and recurring costs
     per month; total_usd_over_horizon adds them over planning_horizon_s (default sc.horizon,
-    the deployment's lifetime)."""
+    the deployment's lifetime). With sudden shifts or a triggered design, accuracy and
+    retraining cost come from advisor.triggered's timeline."""
+    if d.training == "triggered" or sc.data.shifts is not None:
+        from .triggered import as_periodic, predict_with_shifts
+        base = _predict(sc, as_periodic(sc, d) if d.training == "triggered" else d, planning_horizon_s)
+        return predict_with_shifts(sc, d, base, planning_horizon_s or sc.horizon)
+    return _predict(sc, d, planning_horizon_s)
+
+
+def _predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -> Prediction:
+    """predict() on the schedule alone (smooth drift)."""
     costs, to_month = sc.costs, MONTH_S / sc.horizon
     life_s = planning_horizon_s or sc.horizon
     keys = table_keys(sc, d)

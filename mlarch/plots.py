@@ -162,6 +162,10 @@ def accuracy_over_time(metrics: dict, ts: pd.DataFrame, events: list, path: Path
         mid, span = (vals.max() + vals.min()) / 2, vals.max() - vals.min()
         span = max(span * 1.15, 2.0, 3 * (budget or 0) * 100)
         a1.set_ylim(mid - span, mid + span / 2)   # the lower half holds the legend
+    if "monitor_accuracy" in ts:
+        a1.plot(hours, ts["monitor_accuracy"] * 100, color="#6a4c93", lw=0.9, ls=":",
+                label="monitor's estimate (labels so far)")
+    _issue17_marks(a1, events)
     a1.set_ylabel("accuracy (%)")
     a1.legend(fontsize=7, loc="lower left", ncol=2, framealpha=0.85)
     a2.plot(hours, ts["model_age_mean_s"] / 3600, color="#e76f51", lw=1.4)
@@ -192,6 +196,25 @@ def accuracy_over_time(metrics: dict, ts: pd.DataFrame, events: list, path: Path
         hint = "no deployment in this span: the model only ages, and accuracy falls with age"
     a1.set_title(f"{metrics['scenario']}: accuracy and model age over time\n{hint}", fontsize=10)
     return _save(fig, path)
+
+
+def _issue17_marks(ax, events: list) -> None:
+    """Sudden shifts, monitor alerts and training–serving skew (from fault to detection) on the
+    accuracy panel, so their accuracy cost is visible."""
+    marks = [("shift", "#8338ec", "-", "sudden shift"), ("alert", "#fb8500", "--", "monitor alert")]
+    for kind, color, ls, label in marks:
+        ts = [e["t_s"] / 3600 for e in events if e["event"] == kind]
+        for k, t in enumerate(ts):
+            ax.axvline(t, color=color, lw=0.9, ls=ls, alpha=0.8, label=label if k == 0 else None)
+    starts = [e["t_s"] / 3600 for e in events if e["event"] == "serving_skew"]
+    ends = [e["t_s"] / 3600 for e in events if e["event"] == "skew_detected"]
+    for k, t0 in enumerate(starts):
+        t1 = next((t for t in ends if t >= t0), None)
+        if t1 is None:
+            t1 = ax.get_xlim()[1]
+        ax.axvspan(t0, t1, color="#d62828", alpha=0.15, label="training–serving skew (until caught)" if k == 0 else None)
+    if any(e["event"] in ("shift", "alert", "serving_skew") for e in events):
+        ax.legend(fontsize=7, loc="lower left")
 
 
 def cost_breakdown(metrics: dict, path: Path) -> Path:

@@ -297,6 +297,7 @@ def run(quick: bool = False, seed: int = 1, progress=None, presets: list[str] | 
         ("model age", lambda: [_age_check(seed, quick)]),
         ("drift", lambda: _drift_checks(seed, quick)),
         ("arrivals", lambda: [_diurnal_check(seed, 30.0 if quick else 100.0)]),
+        ("monitoring", lambda: _monitor_checks(seed, quick)),
     ]
     steps.append(("autoscaling", lambda: _autoscale_checks(seed, quick)))
     steps.append(("batching", lambda: _batching_checks(seed, quick)))
@@ -403,6 +404,9 @@ def _failure_checks(seed: int, quick: bool) -> list[Check]:
         Check(g, "p99 latency", p.latency_p99_ms, lat, lat - half, lat + half, 3 * half + 0.10 * p.latency_p99_ms,
               "ms", note="mixture over Binomial(c, mttr/(mtbf+mttr)) replicas down"),
     ]
+def _monitor_checks(seed: int, quick: bool) -> list[Check]:
+    from . import selfcheck_monitor   # issue 17: false alarms and detection delay of the live-model monitor
+    return selfcheck_monitor.checks(seed, quick)
 
 
 def _lognormal_mg1(n: float, seed: int) -> list[Check]:

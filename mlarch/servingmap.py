@@ -52,7 +52,8 @@ def serving_map(sc: Scenario, n_cardinality: int = 7, n_zipf: int = 5, jobs: int
 
     from advisor import advise
     base = advise(sc, remedies=False)
-    training, every = base.design.training, base.design.retrain_every_s
+    from advisor.advice import _serving_schedule   # a triggered design is sized as its periodic twin
+    training, every = _serving_schedule(sc, base.design.training, base.design.retrain_every_s)
     cards, zipfs = grid(sc, n_cardinality, n_zipf)
     points = [(c, z) for z in zipfs for c in cards]
     cells = []

@@ -8,7 +8,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
-TRAINING_MODES = ("static", "periodic", "continuous")
+TRAINING_MODES = ("static", "periodic", "continuous", "triggered")
 SERVING_MODES = ("static", "dynamic", "hybrid")
 
 
@@ -59,12 +59,15 @@ class AutoscalePolicy:
 @dataclass(frozen=True)
 class Design:
     """One concrete architecture."""
-    training: str                 # static | periodic | continuous
+    training: str                 # static | periodic | continuous | triggered
     retrain_every_s: float | None  # periodic only
     serving: str                  # static | dynamic | hybrid
     cache_top_k: int | None       # hybrid only
     replicas: int                 # dynamic model servers (0 = no model path); autoscaled: the most at once
     autoscale: AutoscalePolicy | None = None   # None: a fixed pool of `replicas`
+    trigger_on: str | None = None           # triggered only: alert | new_examples | input_drift
+    trigger_examples: float | None = None   # on new_examples: labelled examples per retrain
+    trigger_min_interval_s: float = 0.0     # triggered: at least this long between retrain starts
 
     def __post_init__(self):
         if self.training not in TRAINING_MODES:
@@ -73,6 +76,10 @@ class Design:
             raise ValueError(f"serving must be one of {', '.join(SERVING_MODES)}, got {self.serving!r}")
         if self.training == "periodic" and not (self.retrain_every_s and self.retrain_every_s > 0):
             raise ValueError("periodic training needs retrain_every_s > 0")
+        if self.training == "triggered" and self.trigger_on not in ("alert", "new_examples", "input_drift"):
+            raise ValueError("triggered training needs trigger_on: alert, new_examples or input_drift")
+        if self.trigger_on == "new_examples" and not (self.trigger_examples and self.trigger_examples > 0):
+            raise ValueError("a new_examples trigger needs trigger_examples > 0")
         if self.serving == "hybrid" and not (self.cache_top_k and self.cache_top_k >= 1):
             raise ValueError("hybrid serving needs cache_top_k >= 1")
         if self.replicas < 0:
@@ -95,4 +102,7 @@ class Design:
                "serving": self.serving, "cache_top_k": self.cache_top_k, "replicas": self.replicas}
         if self.autoscale is not None:
             out["autoscale"] = self.autoscale.to_json()
+        if self.training == "triggered":
+            out["trigger"] = {"on": self.trigger_on, "new_examples": self.trigger_examples,
+                              "min_interval_s": self.trigger_min_interval_s}
         return out

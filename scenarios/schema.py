@@ -234,9 +234,11 @@ class Traffic(Frozen):
 # --------------------------------------------------------------------------- data
 
 FAULT_KINDS = ("missing_feature", "unexpected_feature", "type_change", "category_remap",
-               "scale_shift", "null_fraction")
+               "scale_shift", "null_fraction", "serving_skew")
+# serving_skew: training–serving skew, the serving path multiplies `feature` by `factor` (a unit
+# change) from `at` until serving-input validation catches it; the training data are untouched
 FaultKind = Literal["missing_feature", "unexpected_feature", "type_change", "category_remap",
-                    "scale_shift", "null_fraction"]
+                    "scale_shift", "null_fraction", "serving_skew"]
 
 
 class Fault(Frozen):
@@ -248,15 +250,32 @@ class Fault(Frozen):
 
     @model_validator(mode="after")
     def _needs(self):
-        if self.kind in ("missing_feature", "type_change", "scale_shift", "null_fraction") \
+        if self.kind in ("missing_feature", "type_change", "scale_shift", "null_fraction", "serving_skew") \
                 and self.feature is None:
             raise ValueError(f"fault kind {self.kind} needs `feature:` (the feature's index)")
         if self.kind == "null_fraction" and self.fraction is None:
             raise ValueError("fault kind null_fraction needs `fraction:`")
         if self.kind != "null_fraction" and self.fraction is not None:
             raise ValueError(f"`fraction:` applies to null_fraction faults, not {self.kind}")
-        if self.kind != "scale_shift" and self.factor is not None:
-            raise ValueError(f"`factor:` applies to scale_shift faults, not {self.kind}")
+        if self.kind not in ("scale_shift", "serving_skew") and self.factor is not None:
+            raise ValueError(f"`factor:` applies to scale_shift and serving_skew faults, not {self.kind}")
+        return self
+
+
+class Shifts(Frozen):
+    """Sudden concept shifts on top of the smooth drift (scenarios.shifts): Poisson with a mean
+    interval (`every`) or at listed times (`at`); `magnitude` is the share of a fresh model's
+    edge over chance that one shift destroys."""
+    every: Duration | None = Field(default=None, ge=MIN_INTERVAL_S)
+    at: tuple[Duration, ...] | None = None
+    magnitude: Fraction = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if (self.every is None) == (self.at is None):
+            raise ValueError("give exactly one of every (mean interval, Poisson) or at (a list of times)")
+        if self.at is not None and any(a < 0 for a in self.at):
+            raise ValueError("at: shift times must be >= 0")
         return self
 
 
@@ -268,6 +287,7 @@ class Data(Frozen):
     features: int = Field(default=16, ge=2, le=1024)
     batch_interval: Duration = Field(default=3600.0, ge=MIN_INTERVAL_S)
     faults: tuple[Fault, ...] = ()
+    shifts: Shifts | None = None
 
     @model_validator(mode="after")
     def _fault_features(self):
@@ -403,9 +423,48 @@ class Costs(Frozen):
     vcpu_hour: float = Field(default=0.0864, ge=0, le=1e6)
 
 
+class Monitoring(Frozen):
+    """Validation of the live model: its accuracy estimated from labels as they arrive, over a
+    sliding window, with an alert below a level (`alert_below`) or a drop from the level it
+    had when its first window filled after deployment (`alert_drop`)."""
+    window: Duration = Field(ge=MIN_INTERVAL_S)
+    alert_below: Fraction | None = Field(default=None, gt=0, lt=1)
+    alert_drop: Fraction | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        if (self.alert_below is None) == (self.alert_drop is None):
+            raise ValueError("give exactly one of alert_below (a level) or alert_drop (a fall from "
+                             "the level after deployment)")
+        return self
+
+
+class Trigger(Frozen):
+    """What starts a retrain under training: triggered (alert | new_examples | input_drift),
+    at most once per min_interval."""
+    on: Literal["alert", "new_examples", "input_drift"] | None = None
+    new_examples: Count | None = Field(default=None, ge=1)
+    min_interval: Duration = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.on is None and self.new_examples is None:
+            raise ValueError("give on: alert | new_examples | input_drift")
+        if self.new_examples is not None and self.on not in (None, "new_examples"):
+            raise ValueError(f"new_examples applies to on: new_examples, not on: {self.on}")
+        if self.on == "new_examples" and self.new_examples is None:
+            raise ValueError("on: new_examples needs `new_examples: N` (labelled examples per retrain)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.on or "new_examples"
+
+
 class Architecture(Frozen):
-    training: Literal["static", "periodic", "continuous"] | None = None
+    training: Literal["static", "periodic", "continuous", "triggered"] | None = None
     retrain_every: Duration | None = Field(default=None, ge=MIN_INTERVAL_S)
+    trigger: Trigger | None = None
     serving: Literal["static", "dynamic", "hybrid"] | None = None
     cache_top_k: Count | None = Field(default=None, ge=1)
 
@@ -413,6 +472,10 @@ class Architecture(Frozen):
     def _consistent(self):
         if self.retrain_every is not None and self.training not in (None, "periodic"):
             raise ValueError("retrain_every applies only to training: periodic")
+        if self.trigger is not None and self.training not in (None, "triggered"):
+            raise ValueError("trigger applies only to training: triggered")
+        if self.training == "triggered" and self.trigger is None:
+            raise ValueError("triggered training needs `trigger: {on: alert | new_examples | input_drift}`")
         if self.cache_top_k is not None and self.serving not in (None, "hybrid"):
             raise ValueError("cache_top_k applies only to serving: hybrid")
         return self
@@ -434,6 +497,7 @@ class Scenario(Frozen):
     slo: Slo
     costs: Costs = Costs()
     architecture: Architecture = Architecture()
+    monitoring: Monitoring | None = None
 
     @field_validator("name")
     @classmethod
@@ -462,6 +526,14 @@ class Scenario(Frozen):
         if self.serving.batching is not None and self.serving.autoscale is not None:
             raise ValueError("serving.batching: batching together with serving.autoscale is not modelled yet; "
                              "use one of the two")
+        tr = arch.trigger
+        if tr is not None and tr.kind == "alert" and self.monitoring is None:
+            raise ValueError("architecture.trigger: on: alert needs a `monitoring:` block (window and "
+                             "alert_below or alert_drop)")
+        if self.monitoring is not None and self.monitoring.window < self.data.batch_interval:
+            raise ValueError(f"monitoring.window: {units.format_duration(self.monitoring.window)} is shorter "
+                             f"than data.batch_interval ({units.format_duration(self.data.batch_interval)}); "
+                             "the monitor sees labels one batch at a time")
         if arch.serving == "static" and n is None:
             raise ValueError("architecture.serving: static serving needs a finite "
                              "traffic.cardinality (a table cannot hold unbounded inputs)")

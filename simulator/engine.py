@@ -88,6 +88,8 @@ def control_cost(sc: Scenario, design: Design, horizon_s: float, recorded_s: flo
         jobs = run
     elif design.training == "periodic":
         jobs = math.floor(H / max(design.retrain_every_s or H, B))
+    elif design.training == "triggered":
+        jobs = math.floor(H / max(design.trigger_min_interval_s, B))   # at most one per batch
     else:
         jobs = 0
     keys = design.table_keys(sc.traffic.cardinality) or 0
@@ -213,6 +215,27 @@ class Simulation:
         d = sc.data
         self.features = KeyFeatures(world, d.features)
         self.concept = Concept(world, d.features, d.concept_half_life, d.label_noise)
+        self.shift_times = np.empty(0)
+        if d.shifts is not None:
+            # their own stream, so a scenario without shifts draws exactly what it always did
+            from scenarios.shifts import shift_times_s
+            rng_shift = np.random.default_rng(np.random.SeedSequence([seed, 0x5817]))
+            self.shift_times = shift_times_s(d.shifts, horizon_s, rng_shift)
+            self.concept.set_shifts(self.shift_times, rng_shift, d.shifts.magnitude)
+        self.monitor = None
+        if sc.monitoring is not None:
+            from .monitor import Monitor
+            mo = sc.monitoring
+            self.monitor = Monitor(mo.window, d.batch_interval, mo.alert_below, mo.alert_drop)
+        self.serving_val = None
+        if any(f.kind == "serving_skew" for f in d.faults):
+            from .skew import ServingValidator
+            self.serving_val = ServingValidator(d.faults, self.features, zipf_for(sc), d.features,
+                                                np.random.default_rng(np.random.SeedSequence([seed, 0x5E5E])))
+        self.job_running = False
+        self.trigger_count = 0
+        self.last_trigger_s = -math.inf
+        self.examples_since = 0.0
         self.source = DataSource(sc, self.concept, data)
         # rows materialised per arriving batch: all of them up to MAX_ROWS, fewer when a long
         # lifetime brings thousands of batches (each row is weighted to stand for the rest)
@@ -312,6 +335,7 @@ class Simulation:
     def _accept_or_quarantine(self, b: Batch, count: bool = True) -> bool:
         # history before t = 0 is the reference itself (it predates every fault): not re-validated
         anomalies = validation.validate(b.columns, self.reference) if count else []
+        b.anomalies = list(anomalies)
         if count:
             self.val["batches"] += 1
         if anomalies:
@@ -340,6 +364,8 @@ class Simulation:
         self.advance(at_s)
         self.live = m
         self.dp.set_model(m)
+        if self.monitor is not None and self.design.training != "continuous":
+            self.monitor.reset()   # a continuously updated model is watched over one sliding window
         if count:
             self.dp.bucket.deployments += 1
             if self.rollouts is not None:
@@ -374,9 +400,94 @@ class Simulation:
                 window = self._window(env.now)
                 nominal = sum(s.nominal for s in window)
                 env.process(self._train_job(env, sc.model.train_time.seconds(nominal, sc.model.trainers), nominal))
+            if self.serving_val is not None:
+                self._check_serving_inputs(env.now)
+            alerted = self._monitor_batch(b, ok) if self.monitor is not None else False
+            if mode == "triggered" and self._triggered(env.now, b, ok, alerted):
+                window = self._window(env.now)
+                nominal = sum(s.nominal for s in window)
+                env.process(self._train_job(env, sc.model.train_time.seconds(nominal, sc.model.trainers), nominal))
             k += 1
 
+    def _monitor_batch(self, b: Batch, ok: bool) -> bool:
+        """Score the live model on a validated batch's labelled rows; True when an alert fires."""
+        if not ok:
+            return False
+        from .monitor import expected_accuracy, score
+        x = np.column_stack([b.columns[c] for c in feature_names(self.sc.data.features)])
+        mid = (b.data_start_s + b.data_end_s) / 2
+        exp = expected_accuracy(self.live, self.concept.w(mid), self.sc.data.label_noise)
+        fired = self.monitor.observe(b.arrived_s, score(self.live, x, b.columns["y"]), b.rows, exp)
+        if fired:
+            mon, t = self.monitor, b.arrived_s
+            past = self.shift_times[self.shift_times <= t]
+            start = self.live.data_end_s - self.sc.model.training_window
+            true = bool(mon.expected < mon.level())
+            cause = "shift" if (past.size and start < past[-1]) else "drift"
+            mon.alerts.append({"t_s": t, "true": true, "cause": cause, "estimate": mon.estimate,
+                               "expected": mon.expected, "version": self.live.version})
+            self.events.append({"t_s": t, "event": "alert", "true": true, "cause": cause,
+                                "estimate": mon.estimate, "expected": mon.expected})
+        return fired
+
+    def _triggered(self, now: float, b: Batch, ok: bool, alerted: bool) -> bool:
+        """Whether the design's trigger starts a retrain now (at most one job at a time, and
+        at least trigger_min_interval_s between starts)."""
+        d = self.design
+        if ok:
+            self.examples_since += b.nominal_rows
+        if self.job_running or now - self.last_trigger_s < d.trigger_min_interval_s - 1e-9:
+            return False
+        if d.trigger_on == "alert":
+            # fire on the alert, and again after min_interval while it stays unresolved
+            fire = self.monitor is not None and (alerted or not self.monitor.armed)
+        elif d.trigger_on == "new_examples":
+            fire = self.examples_since >= d.trigger_examples - 1e-9
+        else:   # input_drift: the batch's feature distribution moved (validation's comparators)
+            fire = any(a.startswith("COMPARATOR_") for a in b.anomalies)
+        if fire:
+            self.last_trigger_s = now
+            self.examples_since = 0.0
+            self.trigger_count += 1
+        return fire
+
+    def _check_serving_inputs(self, now: float) -> None:
+        """Serving-input validation (simulator.skew): an anomalous sample while a skew is in
+        force detects it, and the serving path is fixed at once."""
+        sv = self.serving_val
+        found = sv.check(now - self.sc.data.batch_interval, now, self.reference)
+        if found and sv.active is not None:
+            self.advance(now)
+            self.dp.set_skew(None)
+            sv.detected.append({"at_s": float(sv.active.at), "detected_s": now, "delay_s": now - float(sv.active.at),
+                                "anomalies": found})
+            self.events.append({"t_s": now, "event": "skew_detected", "anomalies": found})
+            sv.active = None
+
+    def _skew_events(self, env):
+        for f in sorted(self.serving_val.faults, key=lambda f: f.at):
+            if f.at >= self.horizon:
+                return
+            yield env.timeout(float(f.at) - env.now)
+            self.advance(float(f.at))
+            self.serving_val.active = f
+            self.dp.set_skew(self.serving_val.skew_of(f))
+            self.events.append({"t_s": float(f.at), "event": "serving_skew", "feature": int(f.feature)})
+
+    def _shift_events(self, env):
+        for s in self.shift_times:
+            yield env.timeout(float(s) - env.now)
+            self.advance(float(s))     # no data-plane window straddles a shift
+            self.events.append({"t_s": float(s), "event": "shift"})
+
     def _train_job(self, env, job_s: float, examples: float):
+        self.job_running = True
+        try:
+            yield from self._train_job_body(env, job_s, examples)
+        finally:
+            self.job_running = False
+
+    def _train_job_body(self, env, job_s: float, examples: float):
         with self.trainer.request() as req:
             yield req
             window = self._window(env.now)
@@ -450,6 +561,9 @@ class Simulation:
         if self.autoscaler is not None:
             self.timeseries[-1].update(replicas_mean=self.autoscaler.mean_allocated(b.start_s, t),
                                        offered_load_mean=b.work_s / (t - b.start_s) if t > b.start_s else math.nan)
+        if self.monitor is not None:
+            est = self.monitor.estimate
+            self.timeseries[-1]["monitor_accuracy"] = est if est is not None else math.nan
         if self.keep_bucket_hists:
             self.bucket_hists.append(b.wait)
         self.dp.bucket = _Bucket(t)
@@ -464,8 +578,12 @@ class Simulation:
         self.refresh_wanted = None
         if self.design.training != "static":
             env.process(self._feed(env))
-        elif self.sc.data.faults:
-            env.process(self._feed(env))   # static models still validate arriving data
+        elif self.sc.data.faults or self.monitor is not None:
+            env.process(self._feed(env))   # static models still validate (and monitor) arriving data
+        if self.shift_times.size:
+            env.process(self._shift_events(env))
+        if self.serving_val is not None:
+            env.process(self._skew_events(env))
         if self.keys_in_table and self.design.training != "static":
             self.refresh_wanted = env.event()
             env.process(self._refresher(env))
@@ -573,8 +691,40 @@ class Simulation:
                              else None}} if sc.serving.batching is not None else {}),
             "validation": self.val,
             "training": self.train,
+            **self._issue17_metrics(notes),
             "wall_s": wall_s,
         }
+
+    def _issue17_metrics(self, notes: list) -> dict:
+        """Keys (and notes) present only when the scenario has shifts, monitoring, a trigger or
+        a serving skew (so runs without them print exactly what they always did)."""
+        from scenarios.units import format_duration
+        out = {}
+        sh = self.sc.data.shifts
+        if sh is not None:
+            out["shifts"] = {"times_s": [float(x) for x in self.shift_times], "magnitude": sh.magnitude,
+                             "every_s": sh.every}
+        if self.monitor is not None:
+            from .monitor import summary
+            mo = out["monitoring"] = summary(self.monitor, self.shift_times, self.horizon)
+            line = (f"monitoring: {mo['alerts']} alerts ({mo['true_alerts']} true, {mo['false_alerts']} false) "
+                    f"in {mo['checks']} checks")
+            if mo["shifts"]:
+                dl = mo["detection_delay_s"]["mean"]
+                line += (f"; {mo['shifts_detected']} of {mo['shifts']} sudden shifts detected"
+                         + (f", after {format_duration(dl)} on average" if dl is not None else ""))
+            notes.append(line)
+        if self.design.training == "triggered":
+            out["training"] = dict(self.train, triggers=self.trigger_count)
+        if self.serving_val is not None:
+            sv = out["serving_validation"] = self.serving_val.summary()
+            for det in sv["detections"]:
+                notes.append(f"training–serving skew from {format_duration(det['at_s'])} caught by serving-input "
+                             f"validation after {format_duration(det['delay_s'])} "
+                             f"({', '.join(sorted(set(a.split(':')[0] for a in det['anomalies'])))})")
+            if sv["skews_detected"] < sv["skews"]:
+                notes.append(f"{sv['skews'] - sv['skews_detected']} training–serving skew(s) not caught by the end")
+        return out
 
 
 LONG_HORIZON_S = 60 * 86400.0

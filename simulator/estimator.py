@@ -175,12 +175,15 @@ class FeatureScorer:
     """Online predictions of an EstimatorModel for requests given by their feature-table
     indices: the keys' real features are materialised and predicted in one call per window."""
 
-    def __init__(self, model: EstimatorModel, features):
-        self.model, self.features = model, features
+    def __init__(self, model: EstimatorModel, features, skew: tuple[int, float] | None = None):
+        self.model, self.features, self.skew = model, features, skew
 
     def predict(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         f = self.features
-        return self.model.predict((f.a[i] + f.b[j]) * (1.0 / math.sqrt(2.0)))
+        x = (f.a[i] + f.b[j]) * (1.0 / math.sqrt(2.0))
+        if self.skew is not None:   # training–serving skew: serving feeds feature k times c
+            x[:, self.skew[0]] *= self.skew[1]
+        return self.model.predict(x)
 
 
 def _accepts(fn, name: str) -> bool:

@@ -75,7 +75,8 @@ class DataSource:
         cols["segment"] = segment_of(x[:, 0])
         cols["y"] = y
         cols["_t"] = t  # example times (metadata: not a feature, never validated or trained on)
-        active = tuple(f for f in self.faults if f.at <= arrived_s)
+        # serving_skew corrupts the serving path only (simulator.skew), never the training data
+        active = tuple(f for f in self.faults if f.at <= arrived_s and f.kind != "serving_skew")
         for f in active:
             self._apply(f, cols)
         return Batch(index, arrived_s, start, end, cols, nominal, active)

@@ -49,8 +49,13 @@ def batch_predict(model: Model, features: KeyFeatures, keys: int) -> np.ndarray:
 class Scorer:
     """Online predictions of one model for requests given by their feature-table indices."""
 
-    def __init__(self, model: Model, features: KeyFeatures):
+    def __init__(self, model: Model, features: KeyFeatures, skew: tuple[int, float] | None = None):
         w, b = model.raw_weights()
+        if skew is not None:
+            # training–serving skew (simulator.skew): serving feeds feature f multiplied by c,
+            # i.e. x'·w = x·w' with w'_f = c·w_f
+            w = w.copy()
+            w[skew[0]] *= skew[1]
         self.model = model
         self.pa = features.a @ w * (1 / math.sqrt(2))
         self.pb = features.b @ w * (1 / math.sqrt(2))

@@ -159,10 +159,37 @@ class Concept:
         self.q = q * np.sign(np.diag(r))  # Haar-random orthogonal (Mezzadri 2007)
         self.sqrt_p = np.sqrt(self.p)
 
+    shift_t: np.ndarray | None = None     # sudden shifts (set_shifts): times, sorted
+    shift_m: np.ndarray | None = None     # rotation in force after 0, 1, 2, ... shifts
+
     def u(self, t_s) -> np.ndarray:
         """Concept coordinates in the rotated basis: (..., 2·planes)."""
         ang = np.multiply.outer(np.asarray(t_s, dtype=float), self.omega) + self.phase
-        return np.concatenate([self.sqrt_p * np.cos(ang), self.sqrt_p * np.sin(ang)], axis=-1)
+        out = np.concatenate([self.sqrt_p * np.cos(ang), self.sqrt_p * np.sin(ang)], axis=-1)
+        if self.shift_t is None:
+            return out
+        # sudden shifts (scenarios.shifts): the rotation in force at each time, applied on top
+        k = np.searchsorted(self.shift_t, np.asarray(t_s, dtype=float), side="right")
+        if out.ndim == 1:
+            return self.shift_m[int(k)] @ out
+        res = np.empty_like(out)
+        for kk in np.unique(k):
+            sel = k == kk
+            res[sel] = out[sel] @ self.shift_m[kk].T
+        return res
+
+    def set_shifts(self, times_s: np.ndarray, rng: np.random.Generator, magnitude: float) -> None:
+        """Turn the concept by scenarios.shifts.shift_angle_rad(magnitude) at each time, towards
+        a random direction (drawn from rng) orthogonal to the concept just before."""
+        from scenarios.shifts import shift_rotation
+        n = 2 * self.planes
+        times = np.asarray(times_s, dtype=float)
+        mats = [np.eye(n)]
+        for j, s in enumerate(times):
+            self.shift_t, self.shift_m = times[:j], np.array(mats)
+            before = self.u(float(s))     # the concept at s under the shifts before it
+            mats.append(shift_rotation(before, rng.standard_normal(n), magnitude) @ mats[-1])
+        self.shift_t, self.shift_m = times, np.array(mats)
 
     def w(self, t_s: float) -> np.ndarray:
         """The unit concept vector at time t."""

@@ -48,6 +48,7 @@ class DataPlane:
     scaler = None        # optional simulator.autoscale.Autoscaler resizing the pool (serving.autoscale)
     down = 0             # replicas down (serving.failures); their requests also go to lat_down
     lat_down = None
+    skew: tuple[int, float] | None = None   # (feature, factor) while the serving path is skewed
 
     def __init__(self, sc: Scenario, horizon_s: float, features: KeyFeatures, concept: Concept,
                  zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple,
@@ -86,11 +87,17 @@ class DataPlane:
         """Serve model-path requests with m from now on."""
         self.live = m
         if isinstance(m, Model):
-            self.scorer = Scorer(m, self.features)
+            self.scorer = Scorer(m, self.features, self.skew)
         else:   # a scikit-learn estimator (simulator.estimator): predict on the keys' features
             from .estimator import FeatureScorer
-            self.scorer = FeatureScorer(m, self.features)
+            self.scorer = FeatureScorer(m, self.features, self.skew)
         self.end_proj_model = self._proj(m.data_end_s)
+
+    def set_skew(self, skew: tuple[int, float] | None) -> None:
+        """From now on the online path feeds feature skew[0] multiplied by skew[1] (None: fixed)."""
+        self.skew = skew
+        if self.live is not None:
+            self.set_model(self.live)
 
     def set_request_sink(self, fn) -> None:
         """Call fn(arrival_times_s, keys) with every chunk of requests served (e.g. to log them)."""
