@@ -277,6 +277,9 @@ def model_block(base_model: dict, m: dict, src: Source, speedup: float, mach: di
         model["inference_time"] = {"distribution": "deterministic", "value": _dur(med)}
     model["train_time"] = {"fixed": _dur(ft["fixed_s"] * k), "per_million_examples": _dur(ft["per_million_examples_s"] * k)}
     model["batch_predict_time"] = {"fixed": _dur(bp["fixed_s"] * k), "per_key": _dur(bp["per_key_s"] * k)}
+    batched = "batch_time" in base_model   # serving.batching's law: the same predict over b rows
+    if batched:
+        model["batch_time"] = {"fixed": _dur(bp["fixed_s"] * k), "per_item": _dur(bp["per_key_s"] * k)}
     if pf is not None:
         model["update_time"] = {"fixed": _dur(pf["fixed_s"] * k),
                                 "per_million_examples": _dur(pf["per_million_examples_s"] * k)}
@@ -288,6 +291,7 @@ def model_block(base_model: dict, m: dict, src: Source, speedup: float, mach: di
                              + (f"; {ft['note']}" if ft["note"] else ""),
          "model.batch_predict_time": f"measured: predict on batches of 1..{max(bp['sizes'])} rows, "
                                      f"T(b) = fixed + per_key*b{scale}" + (f"; {bp['note']}" if bp["note"] else ""),
+         **({"model.batch_time": f"measured: the same batch predict law, for serving.batching{scale}"} if batched else {}),
          "model.estimator": f"trained and served by the simulator ({'loaded from ' + src.file if src.file else 'built from class and params'})"
                             + (f"; parameters not expressible in YAML left at defaults: {', '.join(dropped)}" if dropped else "")}
     if pf is not None:

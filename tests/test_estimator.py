@@ -281,3 +281,20 @@ def test_the_estimator_field_loads_hashes_and_round_trips():
     again = with_overrides(sc, ["slo.max_accuracy_loss=0.05"])     # how the advisor checks remedies
     assert again.model.estimator == est
     assert _scenario().model.estimator is None
+
+
+def test_calibrate_fills_batch_time_only_when_the_scenario_has_it():
+    """serving.batching's law T(b) = fixed + per_item·b is the batch predict law measured."""
+    from mlarch.calibrate import Source, model_block
+    m = {"rows": 10, "features": 4,
+         "predict_single": {"reps": 1, "warmup": 1, "median_s": 1e-3, "p99_s": 4e-3, "sigma": 0.6, "note": ""},
+         "batch_predict": {"sizes": [1, 10], "fixed_s": 2e-3, "per_key_s": 1e-5, "note": ""},
+         "fit": {"sizes": [1, 10], "fixed_s": 0.1, "per_million_examples_s": 10.0, "note": ""},
+         "partial_fit": None}
+    mach = {"cpu": "x", "cores": 2, "date": "d", "versions": {}, "load_average": [0.0]}
+    model, comments, _ = model_block({"batch_time": {"fixed": "20ms", "per_item": "1ms"}}, m,
+                                     Source(SGD, {}, None), 2.0, mach, [])
+    assert model["batch_time"] == {"fixed": "1ms", "per_item": "0.005ms"}
+    assert "model.batch_time" in comments
+    model, _, _ = model_block({}, m, Source(SGD, {}, None), 1.0, mach, [])
+    assert "batch_time" not in model
