@@ -12,6 +12,7 @@ from scenarios.schema import Scenario
 
 from .latency import latency_quantile_s
 from .schedule import batch_predict_s, hit_ratio, period_s, table_keys, train_job_s, window_examples
+from .accuracy import loss_distribution, negative_loss_note
 from .staleness import age_range, fresh_accuracy, mean_age_and_accuracy
 
 
@@ -51,11 +52,21 @@ class Prediction:
     batching: dict | None = None      # serving.batching at the mean rate: advisor.batching.figures
     failures: dict | None = None      # serving.failures: advisor.failures.figures
     rollout: dict | None = None       # serving.rollout: advisor.rollout.figures
+    # the loss as a distribution across worlds (advisor/accuracy.py): sd, 90% band, the
+    # quantile at slo.accuracy_confidence and whether the budget holds at that confidence
+    accuracy_loss_sd: float = 0.0
+    accuracy_loss_band90: tuple[float, float] = (0.0, 0.0)
+    accuracy_confidence: float = 0.9
+    accuracy_loss_at_confidence: float = 0.0
+    accuracy_budget_met_at_confidence: bool = True
+    notes: tuple = ()                 # conditions worth a sentence (e.g. a negative loss)
 
     def to_json(self) -> dict:
         out = asdict(self)
         out["model_age_range_s"] = list(self.model_age_range_s)
         out["table_age_range_s"] = list(self.table_age_range_s) if self.table_age_range_s else None
+        out["accuracy_loss_band90"] = list(self.accuracy_loss_band90)
+        out["notes"] = list(self.notes)
         return out
 
 
@@ -153,10 +164,14 @@ def _predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -
     served = hit * acc_table + (1 - hit) * acc_model
     age = (1 - hit) * age_model + hit * age_table
     compute = serving_usd + training_usd + batch_usd
+    # the expected loss is reported as computed, never clamped at 0 (a note says why it is negative)
+    loss = fresh - served
+    dist = loss_distribution(sc, loss)
+    note = negative_loss_note(loss, sc)
     return Prediction(
         latency_p99_ms=p99 * 1e3, cache_hit_ratio=hit, table_bytes=table_b,
         storage_usd_per_month=storage_usd, compute_usd_per_month=compute,
-        mean_model_age_s=age, accuracy_loss=max(0.0, fresh - served), fresh_accuracy=fresh,
+        mean_model_age_s=age, accuracy_loss=loss, fresh_accuracy=fresh,
         served_accuracy=served, replicas=d.replicas, cost_usd_per_month=recurring["total"],
         serving_usd_per_month=serving_usd, training_usd_per_month=training_usd,
         batch_prediction_usd_per_month=batch_usd, table_usd_per_month=table_usd, data_bytes=data_b,
@@ -166,7 +181,11 @@ def _predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -
         replica_hours=replica_s / 3600.0, autoscale=auto,
         batching=_batching_figures(sc, hit) if sc.serving.batching is not None and d.replicas else None,
         failures=_failure_figures(sc, hit, d.replicas) if sc.serving.failures is not None and d.replicas else None,
-        rollout=roll)
+        rollout=roll,
+        accuracy_loss_sd=dist["sd"], accuracy_loss_band90=tuple(dist["band90"]),
+        accuracy_confidence=dist["confidence"], accuracy_loss_at_confidence=dist["at_confidence"],
+        accuracy_budget_met_at_confidence=dist["at_confidence"] <= sc.slo.max_accuracy_loss * (1 + 1e-9),
+        notes=(note,) if note else ())
 
 
 def _failure_figures(sc: Scenario, hit: float, replicas: int) -> dict:

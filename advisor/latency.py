@@ -8,7 +8,7 @@ import numpy as np
 
 from scenarios.schema import Scenario, cs2
 
-from . import theory
+from . import tails, theory
 
 SERVICE_QUANTILE_POINTS = 1000  # quantile grid used for the response-time convolution
 DIURNAL_PHASES = 48             # phases of the day averaged for request-weighted latency
@@ -95,7 +95,10 @@ def replicas_for_slo(sc: Scenario, hit: float) -> int | None:
     if latency_quantile_s(sc, 0.99, hit, None, peak, one) > slo:
         return None
     c = max(1, math.floor(offered_erlangs(sc, peak[0] * miss)) + 1)
-    ok = lambda n: latency_quantile_s(sc, 0.99, hit, n, peak, one) <= slo  # noqa: E731
+    # keep the measured worst under-estimate of the p99 approximation as a margin (0 for
+    # deterministic, exponential and moderate lognormal service; advisor/tails.py)
+    c2 = cs2(inf)
+    ok = lambda n: latency_quantile_s(sc, 0.99, hit, n, peak, one) * (1 + tails.p99_margin(c2, n)) <= slo  # noqa: E731
     if ok(c):
         return c
     hi = c * 2

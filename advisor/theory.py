@@ -99,11 +99,12 @@ def mgc_wait_tail(t_s: np.ndarray, lam_per_s: float, es_s: float, cs2: float, c:
 def response_cdf(t_s: float, service_q: np.ndarray, lam_per_s: float, es_s: float, cs2: float,
                  c: int) -> float:
     """P(Wq + S <= t) with S given by equally weighted quantile points service_q and Wq from
-    mgc_wait_tail (independent of S, as in FIFO): E_S[1{S<=t}(1 − P(Wq > t − S))]."""
+    tails.mgc_wait_tail (independent of S, as in FIFO): E_S[1{S<=t}(1 − P(Wq > t − S))]."""
     ok = service_q <= t_s
     if not ok.any():
         return 0.0
-    tail = mgc_wait_tail(t_s - service_q[ok], lam_per_s, es_s, cs2, c)
+    from .tails import mgc_wait_tail as wait_tail   # exact M/D/c, Allen–Cunneen otherwise
+    tail = wait_tail(t_s - service_q[ok], lam_per_s, es_s, cs2, c)
     return float(np.sum(1.0 - tail) / service_q.size)
 
 

@@ -53,7 +53,7 @@ def _training_option(sc: Scenario, mode: str, every: float | None, cache_keys: i
         t_age, t_acc = mean_age_and_accuracy(sc, d, table=True)
         acc = (1 - h) * acc + h * t_acc
         age = (1 - h) * age + h * t_age
-    loss = max(0.0, fresh_accuracy(sc) - acc)
+    loss = fresh_accuracy(sc) - acc    # never clamped: a negative loss is reported (advisor/accuracy.py)
     job = train_job_s(sc, mode)
     per = period_s(sc, d)
     feasible, why = True, ""

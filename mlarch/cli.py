@@ -313,9 +313,15 @@ def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: fl
 @guarded
 def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (about 2 minutes on 2 cores)."),
               seed: int = typer.Option(1, "--seed", min=0, help="Seed for every experiment."),
+              random_n: int = typer.Option(0, "--random", min=0, max=10_000, metavar="N",
+                                           help="Also compare advisor and simulator on N random scenarios (seeded by --seed)."),
+              random_seeds: int = typer.Option(4, "--random-seeds", min=1, max=100,
+                                               help="Simulation seeds per random scenario."),
               json_: bool = JsonOpt, quiet: bool = QuietOpt):
     """Run the simulator against closed-form theory (queueing, caching, staleness, drift,
-    arrivals) and the advisor's predictions on every preset; exit 1 on any mismatch."""
+    arrivals) and the advisor's predictions on every preset; exit 1 on any mismatch. With
+    --random N, also the advisor-vs-simulator error distributions on N random scenarios
+    (informational: they do not change the exit code)."""
     _progress_quiet(quiet)
     from . import render
     from . import selfcheck as sc_mod
@@ -323,10 +329,21 @@ def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (a
     with Bar("selfcheck") as bar:
         checks = sc_mod.run(quick=quick, seed=seed, progress=lambda name, f: bar.update(f, stage=name))
     failed = [c for c in checks if not c.passed]
+    agreement = None
+    if random_n:
+        from . import randomcheck
+        with Bar("selfcheck --random") as bar:
+            agreement = randomcheck.run(random_n, seeds=random_seeds, seed=seed,
+                                        progress=lambda name, f: bar.update(f, stage=name))
     if json_:
-        print(render.dumps({"checks": [c.to_json() for c in checks], "passed": not failed}))
+        doc = {"checks": [c.to_json() for c in checks], "passed": not failed}
+        if agreement is not None:
+            doc["random"] = agreement
+        print(render.dumps(doc))
     else:
         render.selfcheck_table(out, checks)
+        if agreement is not None:
+            render.random_table(out, agreement)
     if failed:
         raise typer.Exit(1)
 

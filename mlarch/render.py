@@ -112,10 +112,16 @@ def advice(console: Console, adv: dict, scenario) -> None:
         ("fresh-model accuracy", f"{p['fresh_accuracy']:.2%}"),
         ("accuracy lost to staleness", f"{p['accuracy_loss']:.2%}"),
     ]
+    if "accuracy_loss_band90" in p:
+        lo, hi = p["accuracy_loss_band90"]
+        rows.append(("  90% band across worlds", f"{lo:.2%} – {hi:.2%}"))
+        rows.append((f"  at {p['accuracy_confidence']:.0%} confidence", f"{p['accuracy_loss_at_confidence']:.2%}"))
     for r in rows:
         tab.add_row(*r)
     console.print()
     console.print(tab)
+    for note in p.get("notes", []):
+        console.print(f"note: {note}")
 
 
 def compare_table(console: Console, rows: list[dict], simulated: bool) -> None:
@@ -281,6 +287,21 @@ def selfcheck_table(console: Console, checks) -> None:
     failed = sum(not c.passed for c in checks)
     console.print(f"{len(checks) - failed} of {len(checks)} checks passed" +
                   (f"; [red]{failed} failed[/red]" if failed else ""))
+
+
+def random_table(console: Console, agreement: dict) -> None:
+    """`selfcheck --random`: per-metric error distributions and the share of runs whose claims hold."""
+    from .randomcheck import table
+    summ = agreement["summary"]
+    tab = Table(title=f"advisor vs simulator on random scenarios ({summ['runs']} runs)", title_justify="left")
+    for c in ("metric / claim", "runs", "median |error| / holds", "p90", "max"):
+        tab.add_column(c, justify="left" if c == "metric / claim" else "right")
+    for row in table(summ):
+        tab.add_row(*row)
+    console.print(tab)
+    v = summ["validation"]
+    console.print(f"clean batches quarantined: {v['false_alarms']} of {v['clean_batches']}; "
+                  f"runs with a negative loss: {summ['negative_loss_runs']}")
 
 
 def capacity_table(console: Console, cap: dict) -> None:

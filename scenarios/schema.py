@@ -415,6 +415,7 @@ class Serving(Frozen):
 class Slo(Frozen):
     latency_p99: Duration = Field(gt=0)
     max_accuracy_loss: Fraction = 0.02
+    accuracy_confidence: Fraction = Field(default=0.9, ge=0.5, lt=1.0)   # budget met with this probability
 
 
 class Costs(Frozen):

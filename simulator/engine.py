@@ -30,6 +30,7 @@ from .train import Model, Stats, fit
 from .slices import DEFAULT_REQUEST_BUDGET, SlicePlan, plan_slices
 from .window import CHUNK_REQUESTS, DataPlane
 HOLDOUT_SHARE = 0.2
+REFERENCE_ROWS = 50_000          # history rows the validation reference is inferred from
 MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
 MAX_TABLE_KEYS = 200_000_000   # 200 MB of predictions, about a minute per fill
 # The control plane's budget. Work other than serving requests (data batches generated,
@@ -168,6 +169,21 @@ def check_size(sc: Scenario, design: Design, horizon_s: float, recorded_s: float
                        f"fix: {_fix_for(term, sc, design, horizon_s, c['seconds'] / CONTROL_BUDGET_S)}")
 
 
+def _score_validation(val: dict, b: Batch, flagged: bool) -> None:
+    """False alarms on clean batches and detections per injected fault kind (a batch carrying
+    a fault kind counts as detected when it is quarantined)."""
+    if not b.faults:
+        val["clean_batches"] += 1
+        val["false_alarms"] += flagged
+        val["false_alarm_rate"] = val["false_alarms"] / val["clean_batches"]
+        return
+    for kind in sorted({f.kind for f in b.faults}):
+        d = val["detection"].setdefault(kind, {"batches": 0, "detected": 0, "rate": None})
+        d["batches"] += 1
+        d["detected"] += flagged
+        d["rate"] = d["detected"] / d["batches"]
+
+
 @dataclass
 class Result:
     """What a run produced: the metrics of CONTRACT.md, the per-window time series and the
@@ -260,7 +276,10 @@ class Simulation:
                                             horizon_s)
         self.advance = self.dp.advance
         self.progress = progress
-        self.val = {"batches": 0, "anomalies": 0, "quarantined": 0, "by_kind": {}}
+        self.val = {"batches": 0, "anomalies": 0, "quarantined": 0, "by_kind": {},
+                    "false_alarm_rate_stated": validation.FALSE_ALARM_RATE,
+                    "clean_batches": 0, "false_alarms": 0, "false_alarm_rate": None,
+                    "detection": {}}
         self.train = {"runs": 0, "deployed": 0, "rejected_by_gate": 0}
         self.cost = {"serving": 0.0, "training": 0.0, "batch_prediction": 0.0, "storage": 0.0}
         self.events: list = []
@@ -286,6 +305,7 @@ class Simulation:
             gap.append((mB, mB - prev))
             prev = mB
         rows = max(2000, HISTORY_ROWS // (len(window) + len(gap)))
+        ref_cols: list = []
         for j, (arrived, span) in enumerate(window + gap):
             if j == len(window):
                 # the initial model is fitted before the data that arrived while it trained
@@ -293,10 +313,14 @@ class Simulation:
                 m = self._fit([st for st in self._window(-job0) if st.data_end_s <= end0 + 1e-9], 1, 0.0)
             b = self.source.batch(j - len(window) - len(gap), arrived, span_s=span,
                                   max_rows=rows if j else MAX_ROWS)
-            if j == 0:
-                # the oldest batch is the reference schema and distribution (it predates faults)
-                self.reference = validation.infer_reference(b.columns)
+            if not b.faults and sum(len(c["y"]) for c in ref_cols) < REFERENCE_ROWS:
+                ref_cols.append(b.columns)   # the history (before any fault) is the reference
             self._accept_or_quarantine(b, count=False)
+        # schema and distribution from up to REFERENCE_ROWS rows of history: a larger reference
+        # makes the sample-size-aware thresholds tighter (simulator/thresholds.py)
+        ref_cols = ref_cols or [b.columns]
+        self.reference = validation.infer_reference(
+            {c: np.concatenate([cols[c] for cols in ref_cols]) for c in ref_cols[0]})
         if not gap:
             m = self._fit(self._window(-job0), 1, 0.0)
         self.version = 1
@@ -338,6 +362,7 @@ class Simulation:
         b.anomalies = list(anomalies)
         if count:
             self.val["batches"] += 1
+            _score_validation(self.val, b, bool(anomalies))
         if anomalies:
             if count:
                 self.val["anomalies"] += len(anomalies)
