@@ -69,12 +69,14 @@ def _serving_head(s: dict) -> str:
 
 
 def _provisioning_rows(prov: dict | None) -> list:
-    """Fixed peak vs autoscaled serving side by side, when serving.autoscale is configured."""
-    if not prov or not prov.get("configured") or not prov.get("autoscaled"):
+    """Fixed peak vs autoscaled serving side by side (with the default autoscaler when the
+    scenario has no serving.autoscale: what autoscaling would save)."""
+    if not prov or not prov.get("fixed_peak") or not prov.get("autoscaled"):
         return []
     f, a = prov["fixed_peak"], prov["autoscaled"]
-    return [("  serving: fixed peak / autoscaled", f"{_usd(f['usd_per_month'])} / {_usd(a['usd_per_month'])}"),
-            ("  replica-hours/month: fixed / autoscaled",
+    which = "autoscaled" if prov.get("configured") else "if autoscaled"
+    return [(f"  serving: fixed peak / {which}", f"{_usd(f['usd_per_month'])} / {_usd(a['usd_per_month'])}"),
+            (f"  replica-hours/month: fixed / {which}",
              f"{f['replica_hours_per_month']:,.0f} / {a['replica_hours_per_month']:,.0f}")]
 
 
