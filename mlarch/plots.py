@@ -72,12 +72,22 @@ def replicas_over_time(metrics: dict, ts: pd.DataFrame, path: Path) -> Path:
         a1.axhline(fixed, color="grey", ls=":", lw=1, label=f"most replicas at once ({fixed})")
     a1.set_ylabel("replicas / Erlangs")
     a1.legend(fontsize=7, loc="lower left")
-    a2.plot(hours, ts["latency_p99_ms"], color="#264653", lw=1.2)
+    p99 = ts["latency_p99_ms"]
+    a2.plot(hours, p99, color="#264653", lw=1.2, label="p99 per window")
+    slo_ms = _slo(metrics).get("latency_p99_ms")
+    if slo_ms is not None:
+        a2.axhline(slo_ms, color="#d62828", lw=1.2, label=f"p99 SLO {slo_ms:g} ms")
+        a2.legend(fontsize=7, loc="lower right")
     a2.set_ylabel("p99 latency per window (ms)")
     a2.set_xlabel("simulated time (h)")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
-    a2.set_yscale("log")
+    pos = p99[p99 > 0]
+    if len(pos) and pos.max() / pos.min() > 20:   # a failure's spike: decades apart
+        a2.set_yscale("log")
+    else:
+        a2.set_ylim(0, max(float(p99.max()) if len(p99) else 0.0, slo_ms or 0.0) * 1.15 or 1.0)
+        a2.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.4g"))
     a1.set_title(f"{metrics['scenario']}: the replica pool over time\n"
                  "look at the p99 under it: it rises where replicas are short (a failure, a late scale-up)",
                  fontsize=10)
