@@ -6,6 +6,7 @@ scenario means live in scenarios.popularity and scenarios.drift (re-exported her
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ from scenarios.popularity import harmonic, solve_zipf_s, top_k_for_coverage, zip
 
 # ------------------------------------------------------------------------ queueing
 
-def erlang_b(c: int, a: float) -> float:
+def _erlang_b(c: int, a: float) -> float:
     """Erlang B blocking probability: the stable recursion B_k = aB/(k + aB) for c <= 64; for
     more servers the same value in O(1) as a Poisson(a) pmf/cdf ratio, (a^c/c!)/Σ_{k<=c} a^k/k!
     (regularised incomplete gamma, no factorials)."""
@@ -31,6 +32,11 @@ def erlang_b(c: int, a: float) -> float:
     from scipy import special
     cdf = float(special.gammaincc(c + 1, a))
     return math.exp(log_pmf) / cdf if cdf > 0 else 1.0
+
+
+# memoised: the advisor's quantile searches ask for the same (c, a) tens of thousands of times
+# (one p99 bisection evaluates the wait tail at ~30 points, each needing C(c, a))
+erlang_b = functools.lru_cache(maxsize=65536)(_erlang_b)
 
 
 def erlang_c(c: int, a: float) -> float:
