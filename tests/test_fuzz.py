@@ -11,7 +11,7 @@ and draws `--set` expressions, then runs `mlarch advise` (and now and then a 2-m
 never a traceback, another exit code, a numpy RuntimeWarning, or a run over the time limit
 (20 s for advise, 60 s for a 2-minute simulate).
 
-The default run draws MLARCH_FUZZ_EXAMPLES examples (200, derandomized so the suite is
+The default run draws MLARCH_FUZZ_EXAMPLES examples (100, derandomized so the suite is
 repeatable); `make fuzz` draws 10,000 fresh ones and prints the outcome counts.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 from mlarch.cli import app
 from scenarios import preset_names, preset_text
 
-EXAMPLES = int(os.environ.get("MLARCH_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("MLARCH_FUZZ_EXAMPLES", "100"))   # CI time: ~100 s
 RANDOM = bool(os.environ.get("MLARCH_FUZZ_RANDOM"))     # make fuzz: fresh examples every run
 SIMULATE_SHARE = 0.03                                    # most examples exercise the language via advise
 LIMIT_S = {"advise": 20, "simulate": 60}
