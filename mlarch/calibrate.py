@@ -309,18 +309,10 @@ def model_block(base_model: dict, m: dict, src: Source, speedup: float, mach: di
     return model, c, head
 
 
-def _annotate(text: str, comments: dict, prefix: str = "") -> str:
-    out, stack = [], []
-    for line in text.splitlines():
-        mm = re.match(r"^( *)([A-Za-z_][A-Za-z0-9_]*):", line)
-        if mm:
-            depth = len(mm.group(1)) // 2
-            stack = stack[:depth] + [mm.group(2)]
-            path = ".".join(stack)
-            if path in comments:
-                line = f"{line}  # {comments[path]}"
-        out.append(line)
-    return "\n".join(out) + "\n"
+def _annotate(text: str, comments: dict) -> str:
+    """`# comment` after the YAML lines of the given dotted paths (the same writer as `fit`)."""
+    from .fit import _annotate as annotate
+    return annotate(text, comments)
 
 
 def model_text(model: dict, comments: dict, head: list[str]) -> str:

@@ -232,14 +232,19 @@ def test_calibrate_writes_a_scenario_that_loads_and_simulates(cli, tmp_path):
     assert cli("advise", out).exit_code == 0
 
 
-def test_calibrate_speedup_divides_the_times(tmp_path):
-    from mlarch.calibrate import Source, model_block
+def _measured():
+    """calibrate's measurements and machine facts, made up, for model_block."""
     m = {"rows": 10, "features": 4,
          "predict_single": {"reps": 1, "warmup": 1, "median_s": 1e-3, "p99_s": 4e-3, "sigma": 0.6, "note": ""},
          "batch_predict": {"sizes": [1, 10], "fixed_s": 2e-3, "per_key_s": 1e-5, "note": ""},
          "fit": {"sizes": [1, 10], "fixed_s": 0.1, "per_million_examples_s": 10.0, "note": ""},
          "partial_fit": None}
-    mach = {"cpu": "x", "cores": 2, "date": "d", "versions": {}, "load_average": [0.0]}
+    return m, {"cpu": "x", "cores": 2, "date": "d", "versions": {}, "load_average": [0.0]}
+
+
+def test_calibrate_speedup_divides_the_times(tmp_path):
+    from mlarch.calibrate import Source, model_block
+    m, mach = _measured()
     model, _, _ = model_block({}, m, Source(SGD, {}, None), 4.0, mach, [])
     assert model["inference_time"] == {"distribution": "lognormal", "median": "0.25ms", "p99": "1ms"}
     assert model["train_time"] == {"fixed": "25ms", "per_million_examples": "2500ms"}
@@ -286,12 +291,7 @@ def test_the_estimator_field_loads_hashes_and_round_trips():
 def test_calibrate_fills_batch_time_only_when_the_scenario_has_it():
     """serving.batching's law T(b) = fixed + per_item·b is the batch predict law measured."""
     from mlarch.calibrate import Source, model_block
-    m = {"rows": 10, "features": 4,
-         "predict_single": {"reps": 1, "warmup": 1, "median_s": 1e-3, "p99_s": 4e-3, "sigma": 0.6, "note": ""},
-         "batch_predict": {"sizes": [1, 10], "fixed_s": 2e-3, "per_key_s": 1e-5, "note": ""},
-         "fit": {"sizes": [1, 10], "fixed_s": 0.1, "per_million_examples_s": 10.0, "note": ""},
-         "partial_fit": None}
-    mach = {"cpu": "x", "cores": 2, "date": "d", "versions": {}, "load_average": [0.0]}
+    m, mach = _measured()
     model, comments, _ = model_block({"batch_time": {"fixed": "20ms", "per_item": "1ms"}}, m,
                                      Source(SGD, {}, None), 2.0, mach, [])
     assert model["batch_time"] == {"fixed": "1ms", "per_item": "0.005ms"}
