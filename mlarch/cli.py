@@ -459,7 +459,7 @@ def plot(input_: Optional[Path] = typer.Argument(None, metavar="INPUT", help="A 
     _progress_quiet(quiet)
     from .files import RunDir
     if (input_ is None) == (map_ is None):
-        raise BadInput("plot: give INPUT (a run directory or a sweep CSV) or --map SCENARIO, not both")
+        raise BadInput("plot: give one of INPUT (a run directory or a sweep CSV) and --map SCENARIO")
     if map_ is not None:
         return _plot_map(map_, set_ or [], out_dir or Path("."))
     if set_:
