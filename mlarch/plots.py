@@ -232,8 +232,19 @@ def cost_breakdown(metrics: dict, path: Path) -> Path:
     one = metrics["cost_usd"]["one_off_usd"]
     kinds = ["serving", "retraining", "table_refreshes", "storage"]
     vals = [rec[k] for k in kinds]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    bars = ax.barh([k.replace("_", " ") for k in kinds], vals, color=["#e76f51", "#264653", "#e9c46a", "#2a9d8f"])
+    labels = [k.replace("_", " ") for k in kinds]
+    colors = ["#e76f51", "#264653", "#e9c46a", "#2a9d8f"]
+    auto = metrics.get("autoscale")
+    if auto and auto.get("replica_hours"):
+        # what the same replicas would cost as a fixed pool sized for the most used at once,
+        # at the run's own price per replica-hour
+        per_replica_month = rec["serving"] / (auto["replica_hours"] * 3600.0 / metrics["horizon_s"])
+        labels[0] = "serving (autoscaled)"
+        labels.insert(1, f"serving if fixed at the peak ({auto['replicas_max']} replicas)")
+        vals.insert(1, auto["replicas_max"] * per_replica_month)
+        colors.insert(1, "#f4a261")
+    fig, ax = plt.subplots(figsize=(7 if len(vals) == 4 else 9, 3.2 + 0.4 * (len(vals) - 4)))
+    bars = ax.barh(labels, vals, color=colors)
     for b, v in zip(bars, vals):
         ax.annotate(f"\\${v:,.2f}", (b.get_width(), b.get_y() + b.get_height() / 2), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=8)

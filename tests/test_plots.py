@@ -129,3 +129,16 @@ def test_serving_map_cell_matches_the_advice_at_the_scenario():
                 and math.isclose(c["zipf_s"], sc.traffic.zipf_s, rel_tol=1e-6)]
         assert len(here) == 1
         assert here[0]["decision"] == advise(sc).serving.decision, name
+
+
+def test_cost_figure_of_an_autoscaled_run_shows_the_fixed_pool_it_replaces(captured, tmp_path):
+    rec = {"serving": 500.0, "retraining": 5.0, "table_refreshes": 0.0, "storage": 0.0, "total": 505.0}
+    m = {"scenario": "t", "horizon_s": 86400.0,
+         "cost_usd": {"recurring_usd_per_month": rec, "one_off_usd": {"total": 0.0}},
+         # 240 replica-hours in a day = 10 replicas on average; at most 13 at once
+         "autoscale": {"replica_hours": 240.0, "replicas_max": 13}}
+    plots.cost_breakdown(m, tmp_path / "x.png")
+    ax = captured[0].axes[0]
+    widths = {t.get_text(): p.get_width() for t, p in zip(ax.get_yticklabels(), ax.patches)}
+    assert widths["serving (autoscaled)"] == 500.0
+    assert widths["serving if fixed at the peak (13 replicas)"] == pytest.approx(500.0 * 13 / 10)
