@@ -235,10 +235,10 @@ def cost_breakdown(metrics: dict, path: Path) -> Path:
     labels = [k.replace("_", " ") for k in kinds]
     colors = ["#e76f51", "#264653", "#e9c46a", "#2a9d8f"]
     auto = metrics.get("autoscale")
-    if auto and auto.get("replica_hours"):
+    if auto and auto.get("mean_replicas"):
         # what the same replicas would cost as a fixed pool sized for the most used at once,
-        # at the run's own price per replica-hour
-        per_replica_month = rec["serving"] / (auto["replica_hours"] * 3600.0 / metrics["horizon_s"])
+        # at the run's own price per replica
+        per_replica_month = rec["serving"] / auto["mean_replicas"]
         labels[0] = "serving (autoscaled)"
         labels.insert(1, f"serving if fixed at the peak ({auto['replicas_max']} replicas)")
         vals.insert(1, auto["replicas_max"] * per_replica_month)

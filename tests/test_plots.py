@@ -136,7 +136,7 @@ def test_cost_figure_of_an_autoscaled_run_shows_the_fixed_pool_it_replaces(captu
     m = {"scenario": "t", "horizon_s": 86400.0,
          "cost_usd": {"recurring_usd_per_month": rec, "one_off_usd": {"total": 0.0}},
          # 240 replica-hours in a day = 10 replicas on average; at most 13 at once
-         "autoscale": {"replica_hours": 240.0, "replicas_max": 13}}
+         "autoscale": {"replica_hours": 240.0, "mean_replicas": 10.0, "replicas_max": 13}}
     plots.cost_breakdown(m, tmp_path / "x.png")
     ax = captured[0].axes[0]
     widths = {t.get_text(): p.get_width() for t, p in zip(ax.get_yticklabels(), ax.patches)}
