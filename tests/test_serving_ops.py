@@ -453,3 +453,16 @@ def test_advise_finds_a_batching_setting_that_needs_fewer_replicas():
     assert d.replicas == choice["replicas"]
     assert predict(better, d).latency_p99_ms <= 150
     assert any("would need" in r and "--set 'serving.batching=" in r for r in adv.serving.reasons)
+
+
+def test_a_pool_overloaded_only_at_the_peak_with_two_down_keeps_a_finite_p99():
+    """spam on 12 replicas: with two of them down the daily peak overloads the pool, but only
+    the busiest hours; the p99 is finite, above the no-failure p99 and below the one-down p99."""
+    from advisor import design_for, predict
+    from scenarios import load_scenario
+    base = load_scenario("spam", ["serving.replicas=12"])
+    plain = predict(base, design_for(base)).latency_p99_ms
+    sc = load_scenario("spam", ["serving.replicas=12", "serving.failures={mtbf: 12h, mttr: 10m}"])
+    p = predict(sc, design_for(sc))
+    assert math.isfinite(p.latency_p99_ms)
+    assert plain < p.latency_p99_ms < p.failures["one_down_p99_ms"]
