@@ -10,7 +10,6 @@ import numpy as np
 from scenarios import Scenario
 from scenarios.loader import with_overrides
 
-KINDS = ("static", "hybrid", "dynamic")
 # table sizes tried per cell: a decade apart over 1e1..1e12 (the advice itself tries 30, a
 # third of a decade apart); the map shows which design wins, not the best size to a third
 HYBRID_POINTS = 12
@@ -51,8 +50,8 @@ def serving_map(sc: Scenario, n_cardinality: int = 7, n_zipf: int = 5, jobs: int
     from joblib import Parallel, delayed
 
     from advisor import advise
-    base = advise(sc, remedies=False)
     from advisor.advice import _serving_schedule   # a triggered design is sized as its periodic twin
+    base = advise(sc, remedies=False)
     training, every = _serving_schedule(sc, base.design.training, base.design.retrain_every_s)
     cards, zipfs = grid(sc, n_cardinality, n_zipf)
     points = [(c, z) for z in zipfs for c in cards]
