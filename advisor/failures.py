@@ -42,16 +42,7 @@ def latency_quantile_s(sc: Scenario, p: float, hit: float, replicas: int, rates:
     cdfs, ws, hi = [], [], 1e-3
     for k, pk in down_states(replicas, q):
         n = replicas - k
-        cdf, h = latency_cdf(sc, hit, n, rates, weights) if n >= 1 else (None, 0.0)
-        if cdf is None and n >= 1 and sc.serving.batching is None:
-            # overloaded only in the busiest phases of the day: there the model path misses,
-            # elsewhere it queues as usual (each state lasts long against the queue's relaxation)
-            ok = rates * (1.0 - hit) * sc.model.inference_time.mean_s < n
-            if ok.any():
-                share = float(weights[ok].sum() / weights.sum())
-                part, h = latency_cdf(sc, hit, n, rates[ok], weights[ok] / weights[ok].sum())
-                cdf = (lambda t, part=part, share=share:  # noqa: E731
-                       share * part(t) + (1.0 - share) * hit * float(lookup.cdf(t)))
+        cdf, h = latency_cdf(sc, hit, n, rates, weights, overloaded_miss=True) if n >= 1 else (None, 0.0)
         if cdf is None:
             cdf = lambda t: hit * float(lookup.cdf(t))   # noqa: E731  overloaded: the model path never answers in time
         cdfs.append(cdf)

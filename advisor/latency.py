@@ -53,9 +53,12 @@ def latency_quantile_s(sc: Scenario, p: float, hit: float, replicas: int | None,
     return theory.mixture_quantile(p, [cdf], [1.0], hi)
 
 
-def latency_cdf(sc: Scenario, hit: float, replicas: int | None, rates: np.ndarray, weights: np.ndarray):
+def latency_cdf(sc: Scenario, hit: float, replicas: int | None, rates: np.ndarray, weights: np.ndarray,
+                overloaded_miss: bool = False):
     """(P(latency <= t) as a function, a starting upper bound for its quantiles); (None, 0) when
-    the pool cannot keep up with some phase's rate."""
+    the pool cannot keep up with some phase's rate — or, with overloaded_miss, those phases'
+    model-path requests never answer and the others queue as usual (a state that lasts long
+    against the queue's relaxation, e.g. replicas down for repair)."""
     if sc.serving.batching is not None:
         from . import batching   # replicas serve batches (serving.batching)
         return batching.latency_cdf(sc, hit, replicas, rates, weights)
@@ -64,8 +67,11 @@ def latency_cdf(sc: Scenario, hit: float, replicas: int | None, rates: np.ndarra
     es, c2 = inf.mean_s, cs2(inf)
     pts = _service_points(inf)
     miss = 1.0 - hit
-    if miss > 1e-12 and replicas is not None and (replicas < 1 or np.any(rates * miss * es >= replicas)):
-        return None, 0.0
+    if miss > 1e-12 and replicas is not None:
+        stable = rates * miss * es < replicas
+        if replicas < 1 or not (stable.all() or (overloaded_miss and stable.any())):
+            return None, 0.0
+        rates, weights = rates[stable], weights[stable]   # the rest adds only its table hits
 
     def cdf(t):
         total = hit * float(lookup.cdf(t))
