@@ -24,15 +24,18 @@ import signal
 import time
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mlarch.cli import app
 from scenarios import preset_names, preset_text
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLES = int(os.environ.get("MLARCH_FUZZ_EXAMPLES", "100"))   # CI time: ~100 s
 RANDOM = bool(os.environ.get("MLARCH_FUZZ_RANDOM"))     # make fuzz: fresh examples every run
@@ -40,6 +43,20 @@ SIMULATE_SHARE = 0.03                                    # most examples exercis
 LIMIT_S = {"advise": 20, "simulate": 60}
 
 PRESETS = {n: yaml.safe_load(preset_text(n)) for n in preset_names()}
+# the bundled example and a preset with every serving operation switched on, so mutations reach
+# the serving-operations, monitoring, shifts and triggered-training parts of the language too
+PRESETS["monthly-shifts"] = yaml.safe_load((ROOT / "examples" / "monthly-shifts.yaml").read_text())
+_BATCHED = {**PRESETS["spam"]["model"], "batch_time": {"fixed": "5ms", "per_item": "1ms"}}
+PRESETS["spam-autoscaled"] = {**PRESETS["spam"],
+                              "serving": {**PRESETS["spam"].get("serving", {}),
+                                          "autoscale": {"target_utilization": 0.6, "cold_start": "60s"}}}
+PRESETS["spam-failures"] = {**PRESETS["spam"], "model": _BATCHED,
+                            "serving": {**PRESETS["spam"].get("serving", {}),
+                                        "batching": {"max_batch": 8, "timeout": "2ms"},
+                                        "failures": {"mtbf": "7d", "mttr": "10m"}}}
+PRESETS["spam-rollout"] = {**PRESETS["spam"],
+                           "serving": {**PRESETS["spam"].get("serving", {}),
+                                       "rollout": {"strategy": "canary", "share": 0.2, "warmup": "30s"}}}
 
 # fields a user may set, and a few that do not exist
 FIELDS = ["horizon", "seed", "name", "description", "traffic.rate", "traffic.diurnal_amplitude",
@@ -54,7 +71,19 @@ FIELDS = ["horizon", "seed", "name", "description", "traffic.rate", "traffic.diu
           "serving.lookup_time.value", "serving.batch_workers", "slo.latency_p99", "slo.max_accuracy_loss",
           "costs.vcpu_hour", "costs.table_storage_per_gb_month", "costs.data_storage_per_gb_month",
           "architecture", "architecture.training", "architecture.retrain_every", "architecture.serving",
-          "architecture.cache_top_k", "traffic.bogus", "data.faults.0", "data.faults.0.at", "x.y.z", "0"]
+          "architecture.cache_top_k", "traffic.bogus", "data.faults.0", "data.faults.0.at", "x.y.z", "0",
+          # the serving operations, monitoring and triggered-training language
+          "serving.min_replicas", "serving.autoscale", "serving.autoscale.min", "serving.autoscale.max",
+          "serving.autoscale.target_utilization", "serving.autoscale.cold_start",
+          "serving.autoscale.scale_down_after", "serving.autoscale.interval", "serving.batching",
+          "serving.batching.max_batch", "serving.batching.timeout", "model.batch_time.fixed",
+          "model.batch_time.per_item", "serving.failures", "serving.failures.mtbf", "serving.failures.mttr",
+          "serving.rollout", "serving.rollout.strategy", "serving.rollout.max_unavailable",
+          "serving.rollout.share", "serving.rollout.warmup", "monitoring", "monitoring.window",
+          "monitoring.alert_below", "monitoring.alert_drop", "architecture.trigger",
+          "architecture.trigger.on", "architecture.trigger.new_examples", "architecture.trigger.min_interval",
+          "data.shifts", "data.shifts.at", "data.shifts.magnitude", "model.estimator",
+          "model.estimator.class", "model.estimator.params", "model.trainers", "slo.accuracy_confidence"]
 
 NUMBERS = st.one_of(
     st.integers(min_value=-10**30, max_value=10**30),
@@ -202,8 +231,12 @@ def _report_counts():
             f"max time {WORST['time_s']:.1f} s; max RSS {rss_mb:.0f} MB")
 
 
+# make fuzz reports the failing input as drawn: shrinking a 60 s simulate can take longer than the run
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate) if RANDOM else tuple(Phase)
+
+
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
-          suppress_health_check=list(HealthCheck))
+          suppress_health_check=list(HealthCheck), phases=PHASES)
 @given(case=scenarios(), simulate=st.floats(min_value=0, max_value=1), use_file=st.booleans())
 def test_fuzzed_input_is_answered_or_refused_in_one_line(tmp_path_factory, case, simulate, use_file):
     text, sets = case
