@@ -19,10 +19,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# 10,000 fresh hostile inputs (mutated presets, --set values); prints the outcome counts
+# 10,000 fresh hostile inputs (mutated presets, --set values) in parallel shards; prints the
+# outcome counts
 FUZZ_EXAMPLES ?= 10000
+FUZZ_JOBS ?= 2
 fuzz: install
-	MLARCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MLARCH_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
+	$(BIN)/python tests/run_fuzz.py --examples $(FUZZ_EXAMPLES) --jobs $(FUZZ_JOBS)
 
 # mutation testing of the modules that compute figures ([tool.mutmut] in pyproject.toml);
 # not in CI: about an hour on 2 cores. Prints the score per module; see docs/testing.md.

@@ -24,7 +24,7 @@ from . import validate as validation
 from .evaluate import gate
 from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, DataSource, feature_names
 from .window import _Bucket
-from .serve import Table, batch_predict
+from .serve import Table
 from .traffic import Concept, KeyFeatures, zipf_for
 from .train import Model, Stats, fit
 from .slices import DEFAULT_REQUEST_BUDGET, SlicePlan, plan_slices
@@ -398,9 +398,8 @@ class Simulation:
 
     def _fill_table(self, m: Model, at_s: float, initial: bool = False) -> None:
         self.advance(at_s)
-        preds = batch_predict(m, self.features, self.keys_in_table)
-        self.dp.set_table(Table(self.keys_in_table, preds, m, at_s))
-        usd = self.sc.model.fill_vcpu_s(preds.size) * self.vcpu_s
+        self.dp.set_table(Table(self.keys_in_table, m, self.features, at_s))   # rows computed as read
+        usd = self.sc.model.fill_vcpu_s(self.keys_in_table) * self.vcpu_s
         if initial:
             self.one_off["initial_table_fill"] = usd
         else:

@@ -224,6 +224,8 @@ def _digest(parts) -> str:
 def _report_counts():
     yield
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if os.environ.get("MLARCH_FUZZ_DIGESTS"):     # tests/run_fuzz.py counts distinct inputs across shards
+        Path(os.environ["MLARCH_FUZZ_DIGESTS"]).write_text("".join(d + "\n" for d in sorted(SEEN)))
     print(f"\nfuzz: {sum(v for k, v in OUTCOMES.items() if k.startswith('exit'))} examples; "
           + ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES.items()))
           + f"; {len(SEEN)} distinct inputs (digest {_digest(sorted(SEEN))[:12]})"

@@ -132,6 +132,23 @@ def test_scorer_equals_model_on_materialised_features():
                                   sim.live.predict(sim.features.features(np.arange(1, 1001, dtype=np.uint64))))
 
 
+def test_table_rows_computed_when_read_equal_a_full_batch_prediction():
+    """The table computes a row the first time it is read; every read, first or repeated, in
+    any order and across batch-prediction chunks, must give what a full fill would have written."""
+    from simulator.serve import BATCH_CHUNK_KEYS, Table
+    sim = Simulation(small(), Design("static", None, "dynamic", None, 2), 1, 3600.0)
+    sim._bootstrap()
+    k = BATCH_CHUNK_KEYS + 5000
+    full = batch_predict(sim.live, sim.features, k)
+    table = Table(k, sim.live, sim.features, 0.0)
+    rng = np.random.default_rng(3)
+    for n in (1, 10, 5000, 200_000, 200_000):      # later reads repeat earlier keys
+        keys = rng.integers(1, k + 1, n).astype(np.uint64)
+        np.testing.assert_array_equal(table.lookup(keys), full[keys.astype(np.int64) - 1])
+    edge = np.array([1, k, BATCH_CHUNK_KEYS, BATCH_CHUNK_KEYS + 1, k, 1], dtype=np.uint64)
+    np.testing.assert_array_equal(table.lookup(edge), full[edge.astype(np.int64) - 1])
+
+
 def test_true_labels_fast_path_is_exact():
     sim = Simulation(small("data.concept_half_life=1h"), Design("static", None, "dynamic", None, 2), 2, 3600.0)
     rng = np.random.default_rng(2)
