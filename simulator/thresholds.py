@@ -125,20 +125,43 @@ def linf_threshold(n: int, ref_counts: tuple, alpha: float = FALSE_ALARM_RATE) -
     return float(stats[conservative_rank(R, alpha)])
 
 
+PMF_CHUNK = 1 << 16
+
+
+def _betabinom_pmf_chunks(n: int, m: int):
+    """(k, P(K = k)) for K ~ Beta-binomial(n, 2, m − 1), k = 0..n in chunks, by the exact
+    recurrences P(0) = m(m − 1) / ((n + m)(n + m − 1)) and
+    P(k + 1) / P(k) = (n − k)(k + 2) / ((k + 1)(n − k + m − 2)) (ratios of the Beta-function
+    form C(n, k)·B(k + 2, n − k + m − 1)/B(2, m − 1)), summed in logs: numpy only, since
+    importing scipy.stats costs a simulation about a second before its first request."""
+    log_p = math.log(m) + math.log(m - 1) - math.log(n + m) - math.log(n + m - 1)
+    for lo in range(0, n + 1, PMF_CHUNK):
+        k = np.arange(lo, min(n, lo + PMF_CHUNK - 1) + 1, dtype=float)
+        steps = np.log((n - k[:-1]) * (k[:-1] + 2)) - np.log((k[:-1] + 1) * (n - k[:-1] + m - 2))
+        logs = log_p + np.concatenate([[0.0], np.cumsum(steps)])
+        yield k, np.exp(logs)
+        if k[-1] < n:   # step from the chunk's last k to the next chunk's first
+            last = k[-1]
+            log_p = logs[-1] + math.log((n - last) * (last + 2)) - math.log((last + 1) * (n - last + m - 2))
+
+
 @lru_cache(maxsize=1024)
 def outside_range_threshold(n: int, m: int, alpha: float = FALSE_ALARM_RATE) -> int:
     """Largest count of batch values outside the reference range [X(1), X(m)] that a clean
-    batch exceeds with probability ≤ alpha: the Beta-binomial(n, 2, m − 1) upper quantile."""
+    batch exceeds with probability ≤ alpha: the Beta-binomial(n, 2, m − 1) upper quantile
+    (the smallest t with P(K > t) ≤ alpha)."""
     if m < 2:
         return n                              # a one-value reference has no range to check
-    from scipy import stats
-    t = int(stats.betabinom.ppf(1 - alpha, n, 2, m - 1))
-    while stats.betabinom.sf(t, n, 2, m - 1) > alpha:   # ppf rounding: make sf(t) ≤ alpha hold
-        t += 1
-    return t
+    cdf = 0.0
+    for k, pmf in _betabinom_pmf_chunks(n, m):   # the quantile sits near the mean 2n/(m + 1)
+        run = cdf + np.cumsum(pmf)
+        hit = np.flatnonzero(1.0 - run <= alpha)
+        if hit.size:
+            return int(k[hit[0]])
+        cdf = float(run[-1])
+    return n
 
 
 def outside_range_sf(t: int, n: int, m: int) -> float:
     """P(more than t of n clean values fall outside the range of m reference values)."""
-    from scipy import stats
-    return float(stats.betabinom.sf(t, n, 2, m - 1))
+    return float(sum(pmf[k > t].sum() for k, pmf in _betabinom_pmf_chunks(n, m)))

@@ -65,6 +65,16 @@ def test_fast_commands_import_nothing_heavy(argv):
     assert not heavy, f"mlarch {' '.join(argv)} imported {heavy[:5]}"
 
 
+def test_a_simulation_does_not_pay_for_scipy_stats():
+    """Importing scipy.stats costs about a second before the first request; the validation
+    thresholds use their own Beta-binomial tail (simulator.thresholds)."""
+    code = ("import sys\nfrom mlarch.cli import app\n"
+            "try:\n    app(['simulate', 'spam', '--horizon', '10m', '--json', '-q'], prog_name='mlarch')\n"
+            "except SystemExit:\n    pass\n")
+    mods = _modules_after(code)
+    assert "simulator.engine" in mods and "scipy.stats" not in mods
+
+
 def test_tests_are_not_installed_as_a_package():
     text = (ROOT / "pyproject.toml").read_text()
     import tomllib

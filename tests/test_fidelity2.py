@@ -38,6 +38,20 @@ def test_outside_range_threshold_is_the_beta_binomial_quantile(n, m):
     assert stats.betabinom.sf(t, n, 2, m - 1) <= a < stats.betabinom.sf(t - 1, n, 2, m - 1)
 
 
+@pytest.mark.parametrize("n,m,t", [(50, 3, 49), (50, 50000, 0), (400, 10, 220), (3000, 50, 421), (3000, 50000, 2)])
+def test_outside_range_tail_equals_the_exact_rational_sum(n, m, t):
+    """The numpy Beta-binomial tail against exact rational arithmetic (Fractions) of
+    C(n, k)·B(k + 2, n − k + m − 1)/B(2, m − 1), written as Γ-ratios: a wrong recurrence
+    factor or starting probability is off by far more than 1e-12."""
+    from fractions import Fraction
+    from math import comb, factorial
+    def pmf(k):   # B(a, b) = (a−1)!(b−1)!/(a+b−1)! for integers
+        beta = lambda a, b: Fraction(factorial(a - 1) * factorial(b - 1), factorial(a + b - 1))  # noqa: E731
+        return comb(n, k) * beta(k + 2, n - k + m - 1) / beta(2, m - 1)
+    exact = 1 - sum(pmf(k) for k in range(t + 1))
+    assert th.outside_range_sf(t, n, m) == pytest.approx(float(exact), rel=1e-12)
+
+
 def test_range_mass_outside_a_sample_range_is_beta_2_m_minus_1():
     # the Beta(2, m − 1) law behind the range check: mean outside share 2/(m + 1)
     rng = np.random.default_rng(0)
