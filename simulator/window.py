@@ -250,9 +250,14 @@ class DataPlane:
         age = t - np.where(hit, self.table.model.data_end_s if self.keys_in_table else 0.0,
                            self.live.data_end_s)
         self.lat.add_binned(latency, lat_bins)
-        self.model_age.add(np.maximum(age, 0.0))
+        # a model serves only after its data ended: a negative age is a bug, not a value to clamp
+        # (float rounding of times ~1e7 s aside)
+        if age.size and age.min() < -1e-6:
+            raise AssertionError(f"negative model age {age.min():.3g} s at t = {t[np.argmin(age)]:.6g} s")
+        age = np.maximum(age, 0.0)
+        self.model_age.add(age)
         if hit.any():
-            self.table_age.add(np.maximum(age[hit], 0.0))
+            self.table_age.add(age[hit])
         correct = pred == y_obs
         self.requests += n
         self.hits += int(hit.sum())

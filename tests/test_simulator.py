@@ -385,3 +385,15 @@ def test_slice_plan_covers_every_instant_with_equal_probability():
     # slices that never wrap (starts uniform in [a, b - L]) halve the coverage at stratum edges
     assert p.slices >= 20 and 0.1 < expect < 0.5
     assert np.all(np.abs(share - expect) < 4.5 * math.sqrt(expect * (1 - expect) / plans)), share
+
+
+def test_a_model_serving_before_its_data_ended_is_an_error_not_a_clamped_age():
+    """Model age = request time − end of the model's data; a model whose data ends after the
+    requests it serves is a control-plane bug, which the data plane refuses instead of
+    recording age 0 (issue: clamps hide bugs)."""
+    import dataclasses
+    sim = Simulation(small(), Design("static", None, "dynamic", None, 2), 1, 3600.0)
+    sim._bootstrap()
+    sim.dp.set_model(dataclasses.replace(sim.live, data_end_s=1e6))
+    with pytest.raises(AssertionError, match="negative model age"):
+        sim.dp.advance(600.0)
