@@ -20,7 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINE = re.compile(r"^fuzz: (\d+) examples; (.*?); (\d+) distinct inputs .*?max time ([\d.]+) s; max RSS (\d+) MB",
+LINE = re.compile(r"^fuzz: (\d+) examples; (.*?); (\d+) distinct inputs .*?max time ([\d.]+) s; "
+                  r"max CPU ([\d.]+) s; max RSS (\d+) MB",
                   re.M)
 
 
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
         for p, _ in procs:
             p.terminate()
         return 130
-    total, outcomes, worst_s, worst_mb, failed = 0, Counter(), 0.0, 0, []
+    total, outcomes, worst_s, worst_cpu, worst_mb, failed = 0, Counter(), 0.0, 0.0, 0, []
     for i, (code, (_, log)) in enumerate(zip(codes, procs)):
         log.close()
         text = (tmp / f"{i}.log").read_text(errors="replace")
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
             for part in m.group(2).split(", "):
                 k, v = part.rsplit(" ", 1)
                 outcomes[k] += int(v)
-            worst_s, worst_mb = max(worst_s, float(m.group(4))), max(worst_mb, int(m.group(5)))
+            worst_s, worst_cpu = max(worst_s, float(m.group(4))), max(worst_cpu, float(m.group(5)))
+            worst_mb = max(worst_mb, int(m.group(6)))
         if code != 0:
             failed.append(i)
             print(f"--- shard {i} failed (exit {code}); end of {tmp / f'{i}.log'}:\n" + text[-6000:])
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
     print(f"fuzz: {total} examples in {time.time() - t0:.0f} s; "
           + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
           + f"; {len(seen)} distinct inputs; tracebacks {outcomes['traceback']}; hangs {outcomes['hang']}; "
-          f"max time {worst_s:.1f} s; max RSS per shard {worst_mb} MB; failed shards {failed or 'none'}")
+          f"max time {worst_s:.1f} s; max CPU {worst_cpu:.1f} s; max RSS per shard {worst_mb} MB; failed shards {failed or 'none'}")
     return 1 if failed else 0
 
 
