@@ -273,22 +273,27 @@ def _num(x: float, unit: str) -> str:
 def selfcheck_table(console: Console, checks) -> None:
     """The agreement table: check, theory, simulated, 95% CI, relative error, pass/fail."""
     tab = Table(title="mlarch selfcheck: simulator vs theory, advisor vs simulator", title_justify="left")
-    for c in ("check", "theory", "simulated", "95% CI", "rel. error", "tolerance", ""):
+    for c in ("check", "theory", "simulated", "95% CI", "rel. error", "tolerance", "detects", ""):
         tab.add_column(c, justify="left" if c == "check" else "right")
     group = None
     for c in checks:
         if c.group != group:
-            tab.add_row(f"[bold]{c.group}[/bold]", "", "", "", "", "", "")
+            tab.add_row(f"[bold]{c.group}[/bold]", "", "", "", "", "", "", "")
             group = c.group
         ci = (f"{_num(c.ci_low, c.unit)} – {_num(c.ci_high, c.unit)}" if c.ci_low is not None else "exact")
         rel = "-" if c.rel_error is None else f"{c.rel_error:.2%}"
         tol = f"±{_num(c.tolerance, c.unit)}" if c.tolerance else "exact"
-        tab.add_row("  " + c.name, _num(c.theory, c.unit), _num(c.simulated, c.unit), ci, rel, tol,
+        det = (f"{c.detectable_bias / abs(c.theory):.1%}" if c.theory else _num(c.detectable_bias, c.unit)) \
+            if c.se else "-"
+        tab.add_row("  " + c.name, _num(c.theory, c.unit), _num(c.simulated, c.unit), ci, rel, tol, det,
                     "[green]pass[/green]" if c.passed else "[red]FAIL[/red]")
     console.print(tab)
     failed = sum(not c.passed for c in checks)
+    from .selfcheck import FALSE_FAILURE_RATE, POWER
     console.print(f"{len(checks) - failed} of {len(checks)} checks passed" +
-                  (f"; [red]{failed} failed[/red]" if failed else ""))
+                  (f"; [red]{failed} failed[/red]" if failed else "") +
+                  f". Statistical checks fail a correct simulator with probability {FALSE_FAILURE_RATE:g} each; "
+                  f"'detects' is the systematic error they catch with probability {POWER:.0%}.")
 
 
 def random_table(console: Console, agreement: dict) -> None:

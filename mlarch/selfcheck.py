@@ -2,10 +2,12 @@
 here and compare each figure with closed-form theory, and the advisor's predictions with
 the simulator on every preset.
 
-Tolerances (docs/fidelity.md): simulated means use batch means over report windows after a
-warm-up cut; a check passes when |simulated − theory| <= 3 × the 95% half-width (Whitt 1989;
-docs/fidelity.md), plus the histogram's 1% resolution for quantiles, plus the stated error of
-an approximation where theory is approximate.
+Tolerances (docs/fidelity.md): a statistical check has a standard error `se` (batch means over
+report windows after a warm-up cut, Student t; or a binomial / Poisson / renewal-CLT sd) and an
+`allowance` (the histogram's 1% resolution for quantiles, the measured error of an
+approximation where theory is approximate). It passes when |simulated − theory| <= z·se +
+allowance, z the two-sided quantile for FALSE_FAILURE_RATE; it then detects, with probability
+POWER, any systematic error above `detectable_bias` = z·se + allowance + z_POWER·se.
 """
 from __future__ import annotations
 
@@ -24,6 +26,15 @@ from scenarios.design import Design
 HIST_REL = 0.01          # LogHistogram quantile resolution
 BATCHES = 50
 WARMUP_BATCHES = 1
+FALSE_FAILURE_RATE = 1e-3   # per statistical check, when its allowance covers the approximation
+POWER = 0.9                 # a bias of detectable_bias fails the check with this probability
+
+
+def z_tolerance(df: int | None = None) -> float:
+    """Two-sided quantile for FALSE_FAILURE_RATE: Student t on df degrees of freedom (batch
+    means), else normal."""
+    q = 1.0 - FALSE_FAILURE_RATE / 2
+    return float(stats.t.ppf(q, df)) if df else float(stats.norm.ppf(q))
 
 
 @dataclass
@@ -37,6 +48,23 @@ class Check:
     tolerance: float          # absolute: pass iff |simulated − theory| <= tolerance
     unit: str = ""
     note: str = ""
+    se: float | None = None          # standard error of `simulated` (None: a deterministic check)
+    allowance: float = 0.0           # stated error of the theory or the measurement, in the tolerance
+    df: int | None = None            # degrees of freedom of se (batch means), None for normal
+
+    @property
+    def false_failure_rate(self) -> float | None:
+        """Chance that a correct simulator fails this check (statistical checks)."""
+        return FALSE_FAILURE_RATE if self.se else None
+
+    @property
+    def detectable_bias(self) -> float:
+        """Smallest systematic error that fails the check with probability POWER: the tolerance
+        plus z_POWER standard errors (the far tail adds under FALSE_FAILURE_RATE); for a
+        deterministic check, the tolerance itself."""
+        if not self.se:
+            return self.tolerance
+        return self.tolerance + float(stats.norm.ppf(POWER)) * self.se
 
     @property
     def abs_error(self) -> float:
@@ -53,22 +81,31 @@ class Check:
     def to_json(self) -> dict:
         d = asdict(self)
         d.update(check=f"{self.group}: {self.name}", rel_error=self.rel_error, abs_error=self.abs_error,
-                 passed=self.passed, ci95=[self.ci_low, self.ci_high])
+                 passed=self.passed, ci95=[self.ci_low, self.ci_high],
+                 false_failure_rate=self.false_failure_rate, detectable_bias=self.detectable_bias,
+                 detectable_bias_rel=self.detectable_bias / abs(self.theory) if self.theory else None,
+                 error_in_se=self.abs_error / self.se if self.se else None)
         return d
 
 
-def batch_ci(values) -> tuple[float, float]:
-    """Mean and 95% half-width of batch means (Student t), after the warm-up cut."""
+def batch_se(values) -> tuple[float, float, int]:
+    """Mean, standard error and degrees of freedom of batch means, after the warm-up cut."""
     v = np.asarray(values, dtype=float)[WARMUP_BATCHES:]
     v = v[np.isfinite(v)]
-    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
-    return float(v.mean()), float(half)
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size)), int(v.size - 1)
+
+
+def stat_check(group, name, th, sim, se, allowance=0.0, unit="", note="", df=None) -> Check:
+    """A statistical check: passes when |sim − th| <= z_tolerance(df)·se + allowance; its 95%
+    interval is sim ± the 97.5% quantile times se."""
+    z95 = float(stats.t.ppf(0.975, df)) if df else 1.959963984540054
+    return Check(group, name, th, sim, sim - z95 * se, sim + z95 * se, z_tolerance(df) * se + allowance,
+                 unit, note, se=se, allowance=allowance, df=df)
 
 
 def _check(group, name, th, values, unit="", extra_tol=0.0, note="", point=None) -> Check:
-    mean, half = batch_ci(values)
-    sim = mean if point is None else point
-    return Check(group, name, th, sim, sim - half, sim + half, 3 * half + extra_tol, unit, note)
+    mean, se, df = batch_se(values)
+    return stat_check(group, name, th, mean if point is None else point, se, extra_tol, unit, note, df)
 
 
 def _scenario(name: str, **kw) -> Scenario:
@@ -183,16 +220,16 @@ def _drift_checks(seed: int, quick: bool) -> list[Check]:
         sim = r["served_expected_accuracy"]
         # per-request correctness is Bernoulli (variance <= 1/4 n); the fitted model's own
         # estimation error moves accuracy by < 0.003 at this many examples (estimation_cos)
-        half = 1.96 * math.sqrt(th * (1 - th) / n)
-        out.append(Check("frozen model under drift (half-life 6h)",
-                         f"accuracy at age {lo / 3600:.0f}–{hi / 3600:.0f}h", th, sim, sim - half, sim + half,
-                         3 * half + 0.003, note="expected accuracy over label noise, per request"))
+        out.append(stat_check("frozen model under drift (half-life 6h)",
+                              f"accuracy at age {lo / 3600:.0f}–{hi / 3600:.0f}h", th, sim,
+                              math.sqrt(th * (1 - th) / n), 0.003,
+                              note="expected accuracy over label noise, per request"))
     return out
 
 
 # --------------------------------------------------------------------- traffic
 
-def _diurnal_check(seed: int, rate: float = 100.0) -> Check:
+def _diurnal_check(seed: int, rate: float = 100.0) -> list[Check]:
     from simulator.traffic import integrated_rate
     sc = _scenario("diurnal", horizon=86400, traffic=dict(rate=rate, diurnal_amplitude=0.8),
                    model=dict(inference_time=dict(distribution="exponential", mean=1e-4)))
@@ -202,10 +239,14 @@ def _diurnal_check(seed: int, rate: float = 100.0) -> Check:
     chi = float(np.sum((counts - expect) ** 2 / expect))
     p = float(stats.chi2.sf(chi, counts.size))
     total, mu = counts.sum(), expect.sum()
-    half = 1.96 * math.sqrt(mu)
-    return Check("arrivals", f"diurnal counts vs ∫rate (A=0.8; hourly χ² p={p:.2f})", mu, total,
-                 total - half, total + half, 3 * half, "requests",
-                 note=f"hourly counts: χ²={chi:.1f} on {counts.size} df")
+    g = "arrivals (A=0.8, hourly counts over a day)"
+    # the day's total alone passes a phase or shape error (the sine integrates to 0 over a
+    # day); the hourly χ² (Poisson counts, 24 df) tests the shape: it fails when χ² exceeds its
+    # (1 − FALSE_FAILURE_RATE) quantile
+    return [stat_check(g, "requests over the day vs ∫rate", mu, total, math.sqrt(mu), unit="requests"),
+            Check(g, f"hourly shape: χ² on {counts.size} df (p={p:.2g})", float(counts.size), chi, None, None,
+                  float(stats.chi2.ppf(1 - FALSE_FAILURE_RATE, counts.size)) - counts.size,
+                  note="χ² of hourly counts against ∫rate; fails above its 0.999 quantile")]
 
 
 # ------------------------------------------------------ advisor vs simulator
@@ -226,6 +267,22 @@ def _loss_sd_from_keys(sc: Scenario, loss: float) -> float:
     return (1 - 2 * eps) * math.sqrt(conc * p * (1 - p))
 
 
+P99_GRID_REL = 0.015   # the advisor's p99 from a 1,000-point service quantile grid: measured within
+#                        1.5% both ways for deterministic, exponential and lognormal c_s² <= 1
+#                        service (advisor/tails.py, docs/fidelity.md "Latency tails")
+
+
+def p99_approx_rel(sc: Scenario, design: Design) -> float:
+    """Relative error the advisor's p99 may have for this design: none without a queue (table
+    lookups only), else the measured grid error or, for high-variance service, the measured
+    worst under-estimate of the Allen–Cunneen tail (advisor.tails.MEASURED_UNDERESTIMATE)."""
+    from advisor import tails
+    from scenarios.schema import cs2
+    if not design.replicas:
+        return 0.0
+    return max(P99_GRID_REL, tails.p99_margin(cs2(sc.model.inference_time), design.replicas))
+
+
 def _preset_checks(name: str, seed: int, quick: bool, sets: tuple = ()) -> list[Check]:
     """The advisor's figures against a simulation of its own design, for a preset (with
     `--set` overrides `sets`, e.g. to pin another training or serving mode)."""
@@ -243,14 +300,13 @@ def _preset_checks(name: str, seed: int, quick: bool, sets: tuple = ()) -> list[
     m = res.metrics
     lat = m["latency_ms"]["p99"]
     b99 = [r["latency_p99_ms"] for r in res.timeseries]
-    mean, half = batch_ci(b99)
-    # Allen–Cunneen M/G/c with an exponential tail is an approximation: 10% (Tijms 2003, §5.2)
-    out.append(Check(g, "p99 latency", p.latency_p99_ms, lat, lat - half, lat + half,
-                     3 * half + (0.10 if p.replicas and p.cache_hit_ratio < 1 else 0.0) * p.latency_p99_ms
-                     + HIST_REL * p.latency_p99_ms, "ms", note="M/G/c Allen–Cunneen approximation"))
+    mean, se, df = batch_se(b99)
+    out.append(stat_check(g, "p99 latency", p.latency_p99_ms, lat, se,
+                          (p99_approx_rel(sc, design) + HIST_REL) * p.latency_p99_ms, "ms",
+                          "measured error of the tail approximation + histogram resolution", df))
     hits = [r["hit_ratio"] for r in res.timeseries]
     out.append(_check(g, "cache hit ratio", p.cache_hit_ratio, hits, point=m["cache_hit_ratio"]))
-    out.append(Check(g, "table bytes", p.table_bytes, m["storage"]["table_bytes"], None, None, 0.0, "B"))
+    # (table bytes are keys × prediction_bytes on both sides: not a check)
     # (b) staleness and accuracy over the full horizon at a low rate (they do not depend on it):
     # about 1M (quick) or 2M requests
     # over a span of up to 14 days (a 90-day lifetime's control plane would dominate the check;
@@ -264,9 +320,8 @@ def _preset_checks(name: str, seed: int, quick: bool, sets: tuple = ()) -> list[
     # Poisson sampling of a sawtooth of width T: sd = T/sqrt(12 n); scheduling is exact
     lo_hi = p.model_age_range_s
     width = max(lo_hi[1] - lo_hi[0], 1.0)
-    half = 1.96 * width / math.sqrt(12 * m["requests"])
-    out.append(Check(g, "mean model age", p.mean_model_age_s, age, age - half, age + half,
-                     3 * half + 0.01 * p.mean_model_age_s, "s", note="1% for the table-refresh approximation"))
+    out.append(stat_check(g, "mean model age", p.mean_model_age_s, age, width / math.sqrt(12 * m["requests"]),
+                          0.01 * p.mean_model_age_s, "s", note="1% for the table-refresh approximation"))
     loss = m["accuracy"]["lost_to_staleness"]
     # per request the paired difference is ±(1 − 2ε) with probability ~p: its sampling sd,
     # combined with the popular keys' concentration
@@ -274,9 +329,9 @@ def _preset_checks(name: str, seed: int, quick: bool, sets: tuple = ()) -> list[
     p_flip = min(0.5, max(p.accuracy_loss, 1e-6) / max(1 - 2 * eps, 1e-9))
     sd = math.hypot(_loss_sd_from_keys(sc, p.accuracy_loss),
                     (1 - 2 * eps) * math.sqrt(p_flip / max(m["requests"], 1)))
-    out.append(Check(g, "accuracy lost to staleness", p.accuracy_loss, loss, loss - 1.96 * sd, loss + 1.96 * sd,
-                     3 * sd + 0.15 * p.accuracy_loss + 0.0005,
-                     note="15% for the window-mean (Brillinger) approximation; key concentration sd"))
+    out.append(stat_check(g, "accuracy lost to staleness", p.accuracy_loss, loss, sd,
+                          0.15 * p.accuracy_loss + 0.0005,
+                          note="15% for the window-mean (Brillinger) approximation; key concentration sd"))
     return out
 
 
@@ -296,7 +351,7 @@ def run(quick: bool = False, seed: int = 1, progress=None, presets: list[str] | 
         ("hit ratio", lambda: _hit_checks(n, seed, quick)),
         ("model age", lambda: [_age_check(seed, quick)]),
         ("drift", lambda: _drift_checks(seed, quick)),
-        ("arrivals", lambda: [_diurnal_check(seed, 30.0 if quick else 100.0)]),
+        ("arrivals", lambda: _diurnal_check(seed, 30.0 if quick else 100.0)),
         ("monitoring", lambda: _monitor_checks(seed, quick)),
     ]
     steps.append(("autoscaling", lambda: _autoscale_checks(seed, quick)))
@@ -337,12 +392,10 @@ def _autoscale_checks(seed: int, quick: bool) -> list[Check]:
     g = f"autoscaling (PSA, A=0.5, cold start 30s, {rate:g}/s)"
     hours = m["autoscale"]["replica_hours"]
     lat = m["latency_ms"]["p99"]
-    b99 = [r["latency_p99_ms"] for r in res.timeseries]
-    mean, half = batch_ci(b99)
     return [
         Check(g, "replica-hours", p.replica_hours, hours, None, None, AUTOSCALE_HOURS_TOL * p.replica_hours, "h",
               note="the autoscaler's rule on the fluid load, with its observation noise"),
-        Check(g, "p99 latency", p.latency_p99_ms, lat, lat - half, lat + half,
+        Check(g, "p99 latency", p.latency_p99_ms, lat, None, None,
               AUTOSCALE_P99_TOL * p.latency_p99_ms, "ms", note="pointwise-stationary M/M/c mixture"),
     ]
 
@@ -351,7 +404,6 @@ def _batching_checks(seed: int, quick: bool) -> list[Check]:
     """Batching replicas on a vectorised model (T(b) = 20 ms + 0.5 ms·b, batches of up to 32,
     10 ms timeout) at 2000/s: mean batch and throughput per busy replica against the Poisson
     batch law, p99 against the GI/G/c batch-server formula (advisor.batching)."""
-    from simulator import simulate
     sc = _scenario("batching", horizon=300 if quick else 900, traffic=dict(rate=2000),
                    model=dict(inference_time=dict(distribution="deterministic", value=0.02),
                               batch_time=dict(fixed=0.02, per_item=0.0005)),
@@ -362,7 +414,7 @@ def _batching_checks(seed: int, quick: bool) -> list[Check]:
     m, g = res.metrics, f"batching (b <= 32, timeout 10 ms, {design.replicas} replicas)"
     b99 = [r["latency_p99_ms"] for r in res.timeseries]
     lat = m["latency_ms"]["p99"]
-    mean, half = batch_ci(b99)
+    mean, se, df = batch_se(b99)
     pb, sb = p.batching, m["batching"]
     # a ratio of means over ~10^5 batches: its sd is well under 0.5%; 1% covers it with margin
     return [
@@ -370,8 +422,8 @@ def _batching_checks(seed: int, quick: bool) -> list[Check]:
         Check(g, "throughput per busy replica", pb["throughput_per_busy_replica_per_s"],
               sb["throughput_per_busy_replica_per_s"], None, None, 0.01 * pb["throughput_per_busy_replica_per_s"],
               "req/s"),
-        Check(g, "p99 latency", p.latency_p99_ms, lat, lat - half, lat + half, 3 * half + 0.10 * p.latency_p99_ms,
-              "ms", note="GI/G/c Allen–Cunneen batch queue + batch fill + T(b)"),
+        stat_check(g, "p99 latency", p.latency_p99_ms, lat, se, 0.10 * p.latency_p99_ms, "ms",
+                   "GI/G/c Allen–Cunneen batch queue + batch fill + T(b): measured 6–8%", df),
     ]
 
 
@@ -379,7 +431,6 @@ def _failure_checks(seed: int, quick: bool) -> list[Check]:
     """8 replicas for 3 Erlangs, each failing every 2 h on average and down 10 min, over a day:
     the replica-time up against the availability mtbf/(mtbf + mttr), and the p99 against the
     advisor's mixture over replicas down."""
-    from simulator import simulate
     mtbf, mttr, c, H = 7200.0, 600.0, 8, 24 * 3600.0   # a day: ~90 failures (shorter runs see too few)
     sc = _scenario("failures", horizon=H, traffic=dict(rate=30),
                    model=dict(inference_time=dict(distribution="exponential", mean=0.1)),
@@ -395,14 +446,14 @@ def _failure_checks(seed: int, quick: bool) -> list[Check]:
     sd = mttr * math.sqrt(c * H * mtbf ** 2 / (mtbf + mttr) ** 3) / (c * H)
     lat = m["latency_ms"]["p99"]
     b99 = [r["latency_p99_ms"] for r in res.timeseries]
-    mean, half = batch_ci(b99)
+    mean, se, df = batch_se(b99)
     return [
-        Check(g, "availability (replica-time up)", p.failures["availability"], avail, avail - 1.96 * sd,
-              avail + 1.96 * sd, 3 * sd, note="alternating renewal; renewal-CLT interval"),
+        stat_check(g, "availability (replica-time up)", p.failures["availability"], avail, sd,
+                   note="alternating renewal; renewal-CLT interval"),
         # hourly p99s vary with the failures each hour saw: their batch-means interval, plus 10%
         # for the mixture's neglect of the queue's transient after each failure
-        Check(g, "p99 latency", p.latency_p99_ms, lat, lat - half, lat + half, 3 * half + 0.10 * p.latency_p99_ms,
-              "ms", note="mixture over Binomial(c, mttr/(mtbf+mttr)) replicas down"),
+        stat_check(g, "p99 latency", p.latency_p99_ms, lat, se, 0.10 * p.latency_p99_ms, "ms",
+                   "mixture over Binomial(c, mttr/(mtbf+mttr)) replicas down", df),
     ]
 def _monitor_checks(seed: int, quick: bool) -> list[Check]:
     from . import selfcheck_monitor   # issue 17: false alarms and detection delay of the live-model monitor

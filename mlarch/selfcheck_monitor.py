@@ -8,25 +8,24 @@ advisor.triggered's closed forms.
   p is the simulated model's own expected accuracy (the simulator knows its angle to the
   concept), so the check tests the monitor's statistics, not the fitted model. Interval:
   alerts are rare, well-separated crossings, so their count is Poisson (95%: ±1.96√count);
-  tolerance 3× that plus the rate's change over p ± 0.0002 (the model's bias, which the
+  tolerance z·sd (selfcheck.z_tolerance) plus the rate's change over p ± 0.0002 (the model's bias, which the
   hyperplane lemma ignores).
 - Detection delay: R runs, each with one shift at a uniformly random offset within a data
   batch, a frozen model, the level between the accuracies before and after; the advisor
   averages the delay over the offset (advisor.triggered.detection_delay_s). Interval: Student t
-  on the R delays; tolerance 3× the half-width plus 1/16 of a batch (the advisor's offset grid).
+  on the R delays; tolerance z·se plus 1/16 of a batch (the advisor's offset grid).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy import stats
 
 from advisor import triggered as trig
 from scenarios.design import Design
 from scenarios.shifts import shift_angle_rad
 
-from .selfcheck import Check, _scenario
+from .selfcheck import Check, _scenario, stat_check
 
 B_S = 600.0                    # data batch every 10 minutes
 WINDOW_S = 3600.0              # monitor window: 6 batches
@@ -60,15 +59,13 @@ def false_alarm_check(seed: int, quick: bool) -> Check:
     n = trig.monitor_labels(sc)
     th = trig.false_alarm_per_check(p, level, n, k) * m["checks"]
     count = m["false_alerts"]
-    half = 1.96 * math.sqrt(max(count, 1))
     # p is the frozen model's exact expected accuracy (constant without drift); the hyperplane
     # lemma ignores the model's small bias, worth under 0.0002 of accuracy at this many examples
     dp = 0.0002
     span = abs(trig.false_alarm_per_check(p - dp, level, n, k) - trig.false_alarm_per_check(p + dp, level, n, k))
-    return Check("monitoring (shift-free world)", f"false alerts over {days:g} days (level p − 1 SE, "
-                 f"window {k} batches)", th, count, count - half, count + half,
-                 3 * half + span / 2 * m["checks"], "alerts",
-                 note="Φ(z) − Φ₂(z,z;(k−1)/k) per check; Poisson interval")
+    return stat_check("monitoring (shift-free world)", f"false alerts over {days:g} days (level p − 1 SE, "
+                      f"window {k} batches)", th, count, math.sqrt(max(th, 1.0)), span / 2 * m["checks"],
+                      "alerts", note="Φ(z) − Φ₂(z,z;(k−1)/k) per check; Poisson sd √(predicted count)")
 
 
 def detection_delay_check(seed: int, quick: bool) -> Check:
@@ -96,10 +93,10 @@ def detection_delay_check(seed: int, quick: bool) -> Check:
         return Check("monitoring (one sudden shift)", "detection delay", th, math.nan, None, None, 0.0, "s")
     v = np.asarray(sims)
     mean = float(v.mean())
-    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return Check("monitoring (one sudden shift)", f"mean detection delay over {v.size} shifts "
-                 f"(label delay 1h, window 1h, magnitude {mag:g})", th, mean, mean - half, mean + half,
-                 3 * half + B_S / 16, "s", note="label delay + window fill to the level; Student t over runs")
+    return stat_check("monitoring (one sudden shift)", f"mean detection delay over {v.size} shifts "
+                      f"(label delay 1h, window 1h, magnitude {mag:g})", th, mean,
+                      float(v.std(ddof=1) / math.sqrt(v.size)), B_S / 16, "s",
+                      "label delay + window fill to the level; Student t over runs", v.size - 1)
 
 
 def checks(seed: int, quick: bool) -> list[Check]:
@@ -115,7 +112,7 @@ def loss_under_shifts_checks(seed: int) -> list[Check]:
     advisor's timeline vs the simulator. Served accuracy is compared (not lost_to_staleness:
     the simulator measures each served model against itself when fresh, so a model trained
     across a shift counts as fresh; the advisor's loss is against a clean fresh model).
-    Interval: per-request Bernoulli (p(1 − p)/n); tolerance 3× that plus 15% of the predicted
+    Interval: per-request Bernoulli (p(1 − p)/n); tolerance z·se plus 15% of the predicted
     loss (the timeline's approximations: window-mean blend, mean crossing without noise)."""
     from pathlib import Path
     from scenarios import load_scenario
@@ -131,8 +128,8 @@ def loss_under_shifts_checks(seed: int) -> list[Check]:
         p = predict(sc, d)
         m = simulate(sc, d, seed=seed).metrics
         sim = m["accuracy"]["served_expected"]
-        half = 1.96 * math.sqrt(sim * (1 - sim) / m["requests"])
-        out.append(Check("accuracy under drift and shifts (20d, 2 shifts)", f"served accuracy, {label}",
-                         p.served_accuracy, sim, sim - half, sim + half, 3 * half + 0.15 * p.accuracy_loss,
-                         note="advisor timeline vs simulator; 15% of the loss for its approximations"))
+        out.append(stat_check("accuracy under drift and shifts (20d, 2 shifts)", f"served accuracy, {label}",
+                              p.served_accuracy, sim, math.sqrt(sim * (1 - sim) / m["requests"]),
+                              0.15 * p.accuracy_loss,
+                              note="advisor timeline vs simulator; 15% of the loss for its approximations"))
     return out
