@@ -8,8 +8,9 @@ The log is what a service would write over one day: `time` in epoch seconds with
 milliseconds (1704067200.123), `key` an 8-digit integer id drawn from a Zipf law (s = 1.0)
 over 10 million keys, Poisson arrivals with a 50% daily swing at the rate that fills the
 requested size in a day (about 480/s per GB). Ten million keys is above the
-fit's exact-counting bound, so the run also exercises the hash-sample path. The fit runs in
-a child process (`python -m mlarch fit LOG -o ... --json`); its wall time and peak resident
+fit's exact-counting bound (a 0.4 GB log already shows 2.8M distinct keys), so the run also
+exercises the HyperLogLog count of distinct keys and the hash sample of key frequencies.
+The fit runs in a child process (`python -m mlarch fit LOG -o ... --json`); its wall time and peak resident
 memory (getrusage of the child) are printed with the machine's load average.
 """
 from __future__ import annotations
@@ -76,6 +77,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="write the log here and keep it")
     ap.add_argument("--log", type=Path, default=None, help="fit this existing log instead of generating one")
     args = ap.parse_args()
+    if args.keep is not None:
+        args.keep.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = tempfile.mkdtemp(prefix="bench_fit_", dir=str(args.keep.parent) if args.keep else None)
     path = args.log or args.keep or Path(tmpdir) / "requests.csv"
     try:
@@ -103,12 +106,14 @@ def main() -> None:
               f"({path.stat().st_size / wall / 1e6:.0f} MB/s), process start included")
         print(f"     CPU time {cpu:.1f} s = {n / cpu / 1e6:.2f} million rows per CPU-second "
               "(what the rate would be on an otherwise idle core)")
+        card = e["traffic.cardinality"]
         print(f"peak RSS of the fit: {rss_mib:,.0f} MiB (exact key bound {doc['input']['memory_bound_keys']:,} keys; "
-              f"hash-sample fraction {e['traffic.cardinality']['sample_fraction']:.3g})")
+              f"hash-sample fraction {card['sample_fraction']:.3g})")
         print(f"load average before / after: {load0[0]:.2f} / {load1[0]:.2f} on {os.cpu_count()} cores")
         print(f"estimates: rate {e['traffic.rate']['value']:.1f}/s, amplitude "
               f"{e['traffic.diurnal_amplitude']['value']:.3f}, distinct keys "
-              f"{e['traffic.cardinality']['distinct_observed']:,.0f}, zipf_s "
+              f"{card['distinct_observed']:,.0f} ({card['distinct_method']}, 95% "
+              f"{card['distinct_ci95'][0]:,.0f} – {card['distinct_ci95'][1]:,.0f}), zipf_s "
               f"{(e['traffic.peakedness.zipf_s'] or {}).get('value', float('nan')):.3f}")
     finally:
         if args.keep is None and args.log is None:

@@ -244,7 +244,7 @@ def simulate(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scena
                                                       help="Requests to simulate when sampling the lifetime in slices (default 2e7)."),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="Write metrics.json, timeseries.csv, latency_hist.csv, events.json here."),
              force: bool = ForceDirOpt,
-             log: Optional[Path] = typer.Option(None, "--log", metavar="FILE", help="Write the request log (time, key) here and the label log next to it (FILE-labels.csv), as `mlarch fit` reads them."),
+             log: Optional[Path] = typer.Option(None, "--log", metavar="FILE", help="Write the request log (time, key) here and, next to it (FILE-labels.csv), the label log of the data batches the run ingested, as `mlarch fit` reads them."),
              log_sample: float = typer.Option(1.0, "--log-sample", min=1e-9, max=1.0, metavar="P", help="Log each request (and labelled example) with probability P."),
              allow_import: Optional[List[str]] = AllowImportOpt,
              json_: bool = JsonOpt, quiet: bool = QuietOpt):
@@ -291,18 +291,25 @@ def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: fl
     from . import simlog
     from .progress import simulate_with_bar
     check_file_output(log, "--log")
+    labels = simlog.label_log_path(log)
+    check_file_output(labels, "--log (its label log)")
     seed = sc.seed if seed is None else seed
     req = simlog.RequestLog(log, sample, seed)
+    lab = None
     try:
+        lab = simlog.LabelLog(labels, sc, sc.horizon, sample, seed)
         result = simulate_with_bar(sc, design, seed=seed, planning_horizon_s=planning_horizon_s,
-                                   on_requests=req, request_budget=None)
+                                   on_requests=req, on_batches=lab, request_budget=None)
+        lab.finish()
         req.out.commit()
+        lab.out.commit()
     except BaseException:
         req.out.abort()
+        if lab is not None:
+            lab.out.abort()
         raise
-    labels = simlog.label_log_path(log)
-    n = simlog.write_label_log(labels, sc, sc.horizon, seed, sample)
-    err.print(f"wrote {log} ({req.out.rows:,} requests) and {labels} ({n:,} labelled examples)"
+    err.print(f"wrote {log} ({req.out.rows:,} requests) and {labels} ({lab.out.rows:,} labelled examples, "
+              f"{lab.from_batches:,} of them from the run's {lab.batches:,} data batches)"
               + (f", each kept with probability {sample:g}" if sample < 1 else "")
               + f"; next: mlarch fit {log} --labels {labels}"
               + (f" --log-sample {sample:g}" if sample < 1 else "") + " -o fitted.yaml")
@@ -545,7 +552,7 @@ def report(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenari
 def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs: CSV (.csv, .csv.gz) or Parquet, each sorted by time."),
         labels: Optional[Path] = typer.Option(None, "--labels", metavar="LABELLOG", help="Label log: example time and label time per row (empty label time: not labelled yet)."),
         from_: str = typer.Option("spam", "--from", metavar="PRESET|SCENARIO", help="Where the fields a log cannot tell come from."),
-        output: Path = typer.Option(..., "-o", "--output", help="Scenario YAML file to write."),
+        output: Path = typer.Option(..., "-o", "--output", help="Scenario YAML file to write (and its fit record FILE.fit.json beside it, which `report` draws from)."),
         time_col: str = typer.Option("time", "--time-col", help="Time column (ISO-8601 or epoch s/ms/us/ns, auto-detected)."),
         key_col: str = typer.Option("key", "--key-col", help="Key column: the request's input identity."),
         label_time_col: str = typer.Option("label_time", "--label-time-col", help="Label log: label time column."),
@@ -560,6 +567,8 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
     from . import render
     from .progress import on_terminal
     check_file_output(output, "-o")
+    record = fitmod.record_path(output)
+    check_file_output(record, "-o (its fit record)")     # both before reading any log
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {figures}: exists and is not a directory")
     import re
@@ -572,12 +581,16 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
                          progress=on_terminal())   # on stderr only, so --json stays clean
     except fitmod.LogError as e:
         raise BadInput(str(e)) from None
-    atomic_write(output, res.scenario_text)
     res.doc["scenario_file"] = str(output)
+    res.doc["fit_record"] = str(record)
+    rec = fitmod.fit_record(res)
+    atomic_write(output, res.scenario_text)
+    # the record beside the scenario: `mlarch report` draws the fit's figures from it
+    atomic_write(record, render.dumps(rec) + "\n")
     if figures is not None:
         from . import fitplots
         figures.mkdir(parents=True, exist_ok=True)
-        res.doc["figures"] = [str(p) for p in fitplots.figures(res, figures)]
+        res.doc["figures"] = [str(p) for p in fitplots.figures(rec, figures)]
     if json_:
         print(render.dumps(res.doc))
     else:
@@ -586,7 +599,8 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
         err.print(f"warning: {one_line(w)}", markup=False)
     for p in res.doc.get("figures", []):
         err.print(f"wrote {p}")
-    err.print(f"wrote {output}; next: mlarch advise {output}")
+    err.print(f"wrote {output} and its fit record {record}; next: mlarch advise {output} "
+              f"(or mlarch report {output} -o report.html, with the fit's figures)")
 
 
 @app.command()

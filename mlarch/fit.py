@@ -5,19 +5,22 @@ memory is bounded whatever the log's length:
 
 - arrival counts in time bins (at most MAX_TIME_BINS bins; the bin width doubles when needed);
 - key frequencies exactly for up to MAX_EXACT_KEYS distinct keys (16 bytes each: a 64-bit key
-  hash and a count, 32 MiB at the bound). Beyond the bound the table becomes a *hash sample*
-  of keys (Wegman's adaptive sampling, analysed by Flajolet 1990): a key is kept iff its hash
-  is below a threshold that halves whenever the table fills, so the kept keys are a uniform
-  random sample of keys (fraction p) with their exact frequencies. Distinct keys, Good–Turing
-  and Chao1 counts are then estimated by dividing by p, and the power-law fit uses the
-  sampled keys' frequencies (a uniform sample of the frequency distribution);
+  hash and a count, 32 MiB at the bound). Beyond the bound, two structures of bounded size:
+  * the number of distinct keys: an Apache DataSketches HyperLogLog sketch (`hll_sketch`,
+    lg_k = HLL_LG_K, 64 KiB), seeded with every key of the table when it first overflows and
+    then fed, per chunk, the chunk's distinct key hashes that the table does not already hold
+    (re-adding a key leaves an HLL unchanged, so this is exact HLL semantics at a fraction of
+    the calls: its Python `update` takes one item per call, 4-7M items/s measured here). Its
+    estimate is reported with the sketch's own 95% bounds (get_lower_bound(2)/get_upper_bound(2));
+  * key frequencies, which an HLL cannot give and Good–Turing, Chao1 and the Zipf fit need: the
+    table becomes a *hash sample* of keys (Wegman's adaptive sampling, analysed by Flajolet
+    1990): a key is kept iff its hash is below a threshold that halves whenever the table
+    fills, so the kept keys are a uniform random sample of keys (fraction p) with their exact
+    frequencies. Good–Turing and Chao1 counts are estimated by dividing by p, and the
+    power-law fit uses the sampled keys' frequencies (a uniform sample of the frequency
+    distribution);
 - label delays in log-spaced bins of 0.1% relative width, plus the example times of rows
   still unlabelled (the log's right-censored tail).
-
-Apache DataSketches (HyperLogLog) was considered: it installs, but its Python `update` takes
-one item per call (about 2M items/s measured here), which caps the reader below the 3M
-rows/s target, and an HLL gives no frequencies, which Good–Turing, Chao1 and the Zipf fit
-need. The hash sample gives both, with relative error about 1/sqrt(MAX_EXACT_KEYS/2).
 
 Estimators are pure functions below the reader, each citing its source. Errors in the input
 raise LogError with one line `FILE:ROW: column: message` (ROW is the line in a CSV file,
@@ -25,6 +28,7 @@ header = line 1; the data row, from 1, in a Parquet file).
 """
 from __future__ import annotations
 
+import collections
 import gzip
 import math
 import re
@@ -33,7 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-MAX_EXACT_KEYS = 1 << 21          # distinct keys counted exactly (32 MiB); then a hash sample
+MAX_EXACT_KEYS = 1 << 21          # distinct keys counted exactly (32 MiB); then HLL + a hash sample
+HLL_LG_K = 16                     # HLL registers 2^16 (64 KiB): relative standard error 1.04/2^8 = 0.4%
+HLL_FEED = 1 << 16                # hashes per Python list handed to the sketch (bounds its memory)
 MAX_TIME_BINS = 1 << 20           # arrival-count bins kept while reading (8 MiB)
 CHUNK_ROWS = 1 << 20              # rows per pandas chunk
 DELAY_BIN_RATIO = 1.001           # label-delay bins: 0.1% relative width ...
@@ -60,12 +66,15 @@ class LogError(ValueError):
 @dataclass
 class KeyTable:
     """Exact frequencies of the keys whose 64-bit hash is below `threshold` (all keys until
-    the table first fills): sorted hashes and their counts."""
+    the table first fills): sorted hashes and their counts; and, once it has filled, a
+    HyperLogLog sketch of every key seen (`hll`)."""
     bound: int = MAX_EXACT_KEYS
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     threshold: int = 1 << 64      # keep hashes < threshold; 2^64 = keep all
     sampled_requests: int = 0     # requests whose key is in the sample
+    hll: object = None            # datasketches.hll_sketch, from the first overflow on
+    hll_updates: int = 0          # items handed to the sketch (its cost: one Python call each)
 
     @property
     def fraction(self) -> float:
@@ -76,10 +85,20 @@ class KeyTable:
     def exact(self) -> bool:
         return self.threshold == 1 << 64
 
+    def distinct(self) -> float:
+        """Distinct keys seen: exact while the table holds them all, else the HLL estimate."""
+        return float(self.keys.size) if self.hll is None else float(self.hll.get_estimate())
+
+    def _hll_feed(self, u: np.ndarray) -> None:
+        # the sketch takes one item per call: hand it Python ints in bounded slices
+        upd = self.hll.update
+        v = u.view(np.int64)
+        for i in range(0, v.size, HLL_FEED):
+            collections.deque(map(upd, v[i:i + HLL_FEED].tolist()), maxlen=0)
+        self.hll_updates += int(u.size)
+
     def add(self, h: np.ndarray) -> None:
         """Count a chunk of key hashes (sort, run-length, merge into the sorted table)."""
-        if not self.exact:
-            h = h[h < _U64(self.threshold)]
         if h.size == 0:
             return
         h = np.sort(h)
@@ -89,13 +108,21 @@ class KeyTable:
         starts = np.flatnonzero(first)
         u = h[starts]
         c = np.diff(np.append(starts, h.size)).astype(np.int64)
-        self.sampled_requests += h.size
+        if not self.exact:
+            out = u >= _U64(self.threshold)
+            self._hll_feed(u[out])                  # outside the sample: the sketch alone counts them
+            u, c = u[~out], c[~out]
+            if u.size == 0:
+                return
+        self.sampled_requests += int(c.sum())
         pos = np.searchsorted(self.keys, u)
         found = pos < self.keys.size
         found[found] = self.keys[pos[found]] == u[found]
         self.counts[pos[found]] += c[found]          # u is unique, so pos[found] is too
         new = np.flatnonzero(~found)
         if new.size:
+            if self.hll is not None:
+                self._hll_feed(u[new])               # keys already in the table were fed when they entered
             size = self.keys.size + new.size
             at = pos[new] + np.arange(new.size)      # final positions of the new keys
             old = np.ones(size, bool)
@@ -105,6 +132,11 @@ class KeyTable:
             keys[old], counts[old] = self.keys, self.counts
             self.keys, self.counts = keys, counts
         while self.keys.size > self.bound:
+            if self.hll is None:
+                # first overflow: the table still holds every key seen, the sketch starts from them
+                import datasketches
+                self.hll = datasketches.hll_sketch(HLL_LG_K, datasketches.tgt_hll_type.HLL_8)
+                self._hll_feed(self.keys)
             self.threshold //= 2
             keep = self.keys < _U64(self.threshold)
             self.sampled_requests -= int(self.counts[~keep].sum())
@@ -180,7 +212,7 @@ class RequestScan:
 
     def _checkpoint(self) -> None:
         k = self.keys
-        self.curve.append((self.rows, k.keys.size / k.fraction, k.n_with_count(1)))
+        self.curve.append((self.rows, k.distinct(), k.n_with_count(1)))
 
 
 def _time_kind(values, path, col, first_row):
@@ -360,12 +392,30 @@ def _chunks(path: Path, columns: list[str], chunk_rows: int, on_bytes):
         except pd.errors.ParserError as e:
             m = re.search(r"line (\d+)", str(e))
             raise LogError(src, int(m.group(1)) if m else row, None, f"malformed CSV: {_oneline(e)}") from None
-        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as e:
+        except UnicodeDecodeError as e:
+            raise LogError(src, _bad_utf8_line(path) or row, None, f"not UTF-8 text: {_oneline(e)}") from None
+        except (gzip.BadGzipFile, EOFError, OSError) as e:
             raise LogError(src, row, None, f"not a readable CSV file: {_oneline(e)}") from None
         if not any_rows:
             raise LogError(src, 2, None, "empty log (a header but no rows)")
     finally:
         raw.close()
+
+
+def _bad_utf8_line(path: Path) -> int | None:
+    """The first line (from 1) that is not UTF-8: pandas names only the chunk, this is read
+    again on the error path alone."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for i, line in enumerate(fh, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return i
+    except (OSError, EOFError):
+        return None
+    return None
 
 
 def _oneline(e) -> str:
@@ -853,30 +903,38 @@ def estimate_traffic(scan: RequestScan, sample: float = 1.0) -> tuple[dict, list
     k = scan.keys
     p = k.fraction
     n = scan.rows
-    d_obs = k.keys.size / p
+    d_obs = k.distinct()
     n1, n2 = k.n_with_count(1), k.n_with_count(2)
     gt = good_turing_unseen(n1, n)
-    ch = chao1(d_obs, n1, n2)
     scan._checkpoint() if not scan.curve or scan.curve[-1][0] != n else None
     slope = unseen_slope(scan.curve)
     bounded = (n1 == 0) or (slope is not None and slope < -1.0)
     if k.exact:
         how = f"counted exactly (up to {k.bound:,} distinct keys)"
         d_ci = [d_obs, d_obs]
+        d_method = "exact"
     else:
-        how = (f"estimated from a hash sample of {k.keys.size:,} keys (fraction {p:.3g} of the key "
-               f"space; exact counting stops at {k.bound:,} distinct keys)")
-        sd = math.sqrt(k.keys.size * (1 - p)) / p
-        d_ci = [d_obs - Z95 * sd, d_obs + Z95 * sd]
+        how = (f"beyond {k.bound:,} distinct keys: Apache DataSketches HyperLogLog (lg_k {HLL_LG_K}, HLL_8) "
+               f"estimate with the sketch's own 95% bounds; key frequencies (n1, n2, the Zipf fit) from a "
+               f"hash sample of {k.keys.size:,} keys (fraction {p:.3g} of the key space)")
+        d_ci = [float(k.hll.get_lower_bound(2)), float(k.hll.get_upper_bound(2))]
+        d_method = "hyperloglog"
+    ch = chao1(d_obs, n1, n2)
+    if not k.exact:
+        # Chao1's interval is conditional on D: widen it by the sketch's interval on D
+        ch["ci95"] = [ch["ci95"][0] + d_ci[0] - d_obs, ch["ci95"][1] + d_ci[1] - d_obs]
     card = {"value": (math.ceil(ch["value"]) if bounded else None),
             "ci95": ([math.floor(ch["ci95"][0]), math.ceil(ch["ci95"][1])] if bounded else None),
             "written": (int(math.ceil(ch["value"])) if bounded else "unbounded"),
             "bounded": bool(bounded), "distinct_observed": d_obs, "distinct_ci95": d_ci,
-            "exact": k.exact, "sample_fraction": p, "memory_bound_keys": k.bound,
+            "distinct_method": d_method, "exact": k.exact, "sample_fraction": p, "memory_bound_keys": k.bound,
             "unseen_mass": gt, "unseen_mass_slope": slope,
             "unseen_mass_curve": [{"requests": int(a), "distinct": float(b), "unseen_mass": float(c_ / a)}
                                   for a, b, c_ in scan.curve],
             "chao1": ch["value"], "chao1_ci95": ch["ci95"], "method": CARD_METHOD.format(how=how)}
+    if not k.exact:
+        # the hash sample's own count, a cross-check of the sketch (relative error ~1/sqrt(keys kept))
+        card["distinct_hash_sample"] = k.keys.size / p
     if sample < 1:
         card["note"] = (f"the log is a {sample:.3g} sample of requests: distinct keys and unseen mass "
                         "describe the sample")
@@ -1027,9 +1085,12 @@ def build_scenario(est: dict, base: dict, base_name: str, name: str, logs: list[
         put(tr, "diurnal_amplitude", "traffic.diurnal_amplitude", a["written"],
             f"fitted: 95% CI {_fmt_ci(*a['ci95'])}; harmonic regression, Rice interval")
     c = est["traffic.cardinality"]
-    cc = (f"fitted: Chao1, 95% CI [{c['ci95'][0]:,}, {c['ci95'][1]:,}]; {c['distinct_observed']:,.0f} distinct seen"
+    seen = f"{c['distinct_observed']:,.0f} distinct seen" + (
+        " (HyperLogLog estimate, 95% [{:,.0f}, {:,.0f}])".format(*c["distinct_ci95"])
+        if c["distinct_method"] == "hyperloglog" else " (counted exactly)")
+    cc = (f"fitted: Chao1, 95% CI [{c['ci95'][0]:,}, {c['ci95'][1]:,}]; {seen}"
           if c["bounded"] else f"fitted: unseen mass {c['unseen_mass']:.3g} not falling like a bounded "
-                               f"space; {c['distinct_observed']:,.0f} distinct seen")
+                               f"space; {seen}")
     put(tr, "cardinality", "traffic.cardinality", c["written"], cc)
     z = est.get("traffic.peakedness.zipf_s")
     if z is None and isinstance(tr.get("peakedness"), dict) and "top_share" in tr["peakedness"] \
@@ -1143,3 +1204,60 @@ def counts_per_hour(scan: RequestScan) -> tuple[np.ndarray, np.ndarray]:
     exp = np.minimum(starts + width, scan.t_max) - np.maximum(starts, scan.t_min)
     return starts, c * width / np.maximum(exp, 1e-9)
 
+
+
+# ========================================================================= the fit record
+# `mlarch fit -o X.yaml` also writes X.fit.json: the --json document plus the little data the
+# figures need (hourly counts, a thinned rank-frequency curve), so that `mlarch report X.yaml`
+# can draw the fit's figures without the log. The scenario schema is untouched.
+
+RECORD_SUFFIX = ".fit.json"
+RANK_POINTS = 800                 # rank-frequency points kept (log-spaced ranks)
+
+
+def record_path(scenario_path: Path) -> Path:
+    """mine.yaml -> mine.fit.json (beside the scenario)."""
+    p = Path(scenario_path)
+    stem = p.name[: -len(p.suffix)] if p.suffix.lower() in (".yaml", ".yml") else p.name
+    return p.with_name(stem + RECORD_SUFFIX)
+
+
+def figure_data(scan: RequestScan) -> dict:
+    """What the fit's figures draw besides the estimates, small whatever the log's length."""
+    starts, c = counts_per_hour(scan)
+    counts = np.sort(scan.keys.counts)[::-1]
+    idx = (np.unique(np.geomspace(1, counts.size, RANK_POINTS).astype(np.int64)) - 1
+           if counts.size else np.zeros(0, np.int64))
+    return {"rows": scan.rows, "t_start": scan.t_min, "t_end": scan.t_max,
+            "counts_per_hour": {"start": starts.tolist(), "requests": c.tolist()},
+            "rank_frequency": {"rank": ((idx + 1) / scan.keys.fraction).tolist(),
+                               "requests": counts[idx].tolist(), "sample_fraction": scan.keys.fraction}}
+
+
+def fit_record(res: Fit) -> dict:
+    """The sidecar document: the --json document, figure data and the scenario text's hash."""
+    import hashlib
+    return dict(res.doc, figure_data=figure_data(res.scan),
+                scenario_sha256=hashlib.sha256(res.scenario_text.encode()).hexdigest())
+
+
+def load_record(scenario: str) -> tuple[dict | None, str | None]:
+    """(record, note) for a scenario file with a fit record beside it; (None, None) when there
+    is none (a preset, a hand-written scenario); (None, why) when it cannot be read."""
+    import hashlib
+    import json
+    p = Path(scenario)
+    if not p.is_file():
+        return None, None
+    rp = record_path(p)
+    if not rp.is_file():
+        return None, None
+    try:
+        rec = json.loads(rp.read_text())
+        rec["estimates"], rec["figure_data"]["counts_per_hour"], rec["figure_data"]["rank_frequency"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, f"{rp}: not a readable fit record ({_oneline(e)})"
+    note = None
+    if rec.get("scenario_sha256") != hashlib.sha256(p.read_bytes()).hexdigest():
+        note = f"{p.name} was edited after the fit: the figures show the fit as recorded in {rp.name}"
+    return rec, note

@@ -351,6 +351,37 @@ _FIT_METHOD = {"traffic.rate": "harmonic regression", "traffic.diurnal_amplitude
                "data.velocity": "Poisson rate", "data.label_delay": "Kaplan-Meier median"}
 
 
+def fit_rows(doc: dict) -> list[tuple[str, str, str, str, str]]:
+    """(field, written, estimate, 95% interval, method) per estimate of a `fit --json` document."""
+    def num(v):
+        if v is None:
+            return "inf"
+        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+    rows = []
+    for path, e in doc["estimates"].items():
+        if not e:
+            continue
+        ci = e.get("ci95")
+        ci_txt = f"{num(ci[0])} – {num(ci[1])}" if ci else ""
+        val = e.get("value")
+        extra = ""
+        if path == "traffic.cardinality":
+            seen = f"{e['distinct_observed']:,.0f} distinct seen"
+            if e.get("distinct_method") == "hyperloglog":
+                lo, hi = e["distinct_ci95"]
+                seen += f" (HyperLogLog, 95% {lo:,.0f} – {hi:,.0f})"
+            extra = f"; {seen}, unseen mass {e['unseen_mass']:.3g}"
+        elif path == "traffic.peakedness.zipf_s":
+            ts = e["top_share"]
+            extra = (f"; top 1% of keys: {ts['observed']:.1%} of requests observed, "
+                     f"{ts['fitted']:.1%} fitted; x_min {e['x_min']}")
+        elif path == "data.label_delay" and e.get("p90_s") is not None:
+            extra = f"; p90 {format_duration(e['p90_s'])}; {e['censored']:,} unlabelled at the end"
+        rows.append((path, str(e["written"]) if e.get("written") is not None else "(not written)",
+                     num(val) if isinstance(val, (int, float)) else "—", ci_txt, _FIT_METHOD.get(path, "") + extra))
+    return rows
+
+
 def fit_summary(console: Console, doc: dict) -> None:
     """Print a `mlarch fit` result (the JSON form) for people: one row per estimate."""
     inp = doc["input"]
@@ -360,28 +391,7 @@ def fit_summary(console: Console, doc: dict) -> None:
     for col, just in (("field", "left"), ("written", "right"), ("estimate", "right"),
                       ("95% interval", "right"), ("method", "left")):
         tab.add_column(col, justify=just, overflow="fold")
-
-    def num(v):
-        if v is None:
-            return "inf"
-        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
-    for path, e in doc["estimates"].items():
-        if not e:
-            continue
-        ci = e.get("ci95")
-        ci_txt = f"{num(ci[0])} – {num(ci[1])}" if ci else ""
-        val = e.get("value")
-        extra = ""
-        if path == "traffic.cardinality":
-            extra = f"; {e['distinct_observed']:,.0f} distinct seen, unseen mass {e['unseen_mass']:.3g}"
-        elif path == "traffic.peakedness.zipf_s":
-            ts = e["top_share"]
-            extra = (f"; top 1% of keys: {ts['observed']:.1%} of requests observed, "
-                     f"{ts['fitted']:.1%} fitted; x_min {e['x_min']}")
-        elif path == "data.label_delay" and e.get("p90_s") is not None:
-            extra = f"; p90 {format_duration(e['p90_s'])}; {e['censored']:,} unlabelled at the end"
-        method = _FIT_METHOD.get(path, "")
-        tab.add_row(path, str(e["written"]) if e.get("written") is not None else "(not written)",
-                    num(val) if isinstance(val, (int, float)) else "—", ci_txt, method + extra)
+    for row in fit_rows(doc):
+        tab.add_row(*row)
     console.print(tab)
     console.print(f"fitted: {', '.join(doc['fitted'])}; every other field taken from {doc['base']}")

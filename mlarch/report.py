@@ -61,6 +61,8 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
             progress(msg, frac)
 
     sc = load_scenario(scenario, sets)
+    from .fit import load_record
+    fit_rec, fit_note = load_record(scenario)    # a scenario written by `mlarch fit` carries its fit
     adv = advise(sc)
     d = adv.design
     msg = f"simulating {sc.name} over {format_duration(sc.horizon)}"
@@ -94,6 +96,7 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
             retrain_fig = plots.accuracy_vs_retrain(pd.read_csv(tmp / "retrain.csv"), tmp / "retrain.png")
         else:
             retrain_fig = None   # said so on the page, not an error about a --vary nobody passed
+        fit_html = _fit_section(fit_rec, fit_note, tmp / "fit") if (fit_rec or fit_note) else ""
         step("drawing the serving map", 0.95)
         from .servingmap import serving_map
         map_fig = plots.serving_map_figure(serving_map(sc, jobs=jobs), tmp / "map.png")
@@ -113,7 +116,34 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
             f"no whole-batch interval shorter than the horizon ({html.escape(format_duration(sc.horizon))}), "
             "so the sweep was skipped.</p>",
         }
+    figs["fit"] = fit_html
     return _page(sc, adv.to_json(), m, predict(sc, d).to_json(), figs)  # same span as simulated
+
+
+def _fit_section(rec: dict | None, note: str | None, out_dir: Path) -> str:
+    """The page's section on how the scenario was fitted: the estimates with their intervals,
+    the warnings and the four figures of `mlarch fit --figures` (drawn from the fit record)."""
+    from . import fitplots
+    from .render import fit_rows
+    e = html.escape
+    head = '<h2 id="fit">Where the traffic numbers come from: the fit</h2>\n'
+    if rec is None:
+        return head + f'<p class="note">{e(note)}</p>\n'
+    inp = rec["input"]
+    paths = fitplots.figures(rec, out_dir)
+    lab = inp.get("label_log")
+    intro = (f"<p>This scenario was fitted by <code>mlarch fit</code> from {e(', '.join(inp['files']))} "
+             f"({inp['rows']:,} requests over {e(format_duration(inp['span_s']))})"
+             + (f" and the label log {e(lab['file'])} ({lab['rows']:,} examples)" if lab else "")
+             + f". Fitted from the logs: {e(', '.join(rec['fitted']))}; every other field was taken from "
+             f"{e(rec['base'])}. Each estimate has its 95% interval; the figures show what it rests on.</p>\n")
+    rows = _row("field", "written", "estimate", "95% interval", "method", head=True) + "".join(
+        _row(*r) for r in fit_rows(rec))
+    warn = ("<p>Warnings of the fit:</p><ul>" + "".join(f"<li>{e(w)}</li>" for w in rec.get("warnings", []))
+            + "</ul>\n") if rec.get("warnings") else ""
+    imgs = "\n".join(_img(p, fitplots.CAPTIONS[p.name]) for p in paths)
+    return (head + intro + (f'<p class="note">{e(note)}</p>\n' if note else "")
+            + f"<table>{rows}</table>\n" + warn + imgs + "\n")
 
 
 def _fmt(x, spec: str, suffix: str = "", prefix: str = "") -> str:
@@ -189,7 +219,7 @@ inputs, closed-form models, and a simulation that runs the real pipeline on synt
 </div>
 <h2>The use case</h2>
 <table>{''.join(_row(a_, b_) for a_, b_ in inputs)}</table>
-<h2>Predicted and simulated</h2>
+{figs['fit']}<h2>Predicted and simulated</h2>
 <p>The advisor's closed-form prediction next to a simulation of {format_duration(m['horizon_s'])}
 ({m['requests']:,} requests, seed {m['seed']}). Close agreement means the simple models can be trusted for this case.</p>
 <table>{_row('figure', 'advisor', 'simulated', head=True)}{''.join(_row(*r) for r in compare)}</table>

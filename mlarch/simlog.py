@@ -5,18 +5,27 @@
   `key` (the Zipf rank the simulator drew: 1 = most popular), one row per request, fed by
   the data plane's request hook (simulator.window.DataPlane.set_request_sink), each request
   kept with probability `sample` (a Bernoulli thinning, so a Poisson stream stays Poisson).
-- Label log `<FILE stem>-labels.csv[.gz]`: columns `time` (example time) and `label_time`,
-  labelled examples at data.velocity over the run, each labelled data.label_delay after its
-  request; empty `label_time` when the label would arrive after the run ends (right-censored,
-  as a real log cut at its end). This is the law the engine's DataSource draws batches from
-  (uniform example times at data.velocity, labels after data.label_delay); the engine's own
-  batches cannot be the log because they materialise at most 20,000 rows each (a subsample).
+- Label log `<FILE stem>-labels.csv[.gz]`: columns `time` (example time), `label_time`
+  (example time + data.label_delay) and `ingested_time` (when the engine's data batch
+  delivered it), one row per labelled example, fed by the engine's batch hook
+  (simulator.simulate(on_batches=...)): the examples of every data batch the run ingested
+  (simulator.ingest.DataSource), quarantined ones included, as a real label log would hold
+  them. A batch stands for `nominal_rows` examples of which at most ingest.MAX_ROWS (20,000,
+  fewer on long runs) are materialised as rows: the log holds the materialised rows' example times and, for
+  the rest of the batch, times drawn uniformly over the batch's own window (the law its
+  materialised rows follow); the count per batch is nominal_rows rounded at random (unbiased
+  also below one example per batch). Examples after the last batch's window (labels that
+  arrive in the run but after its last batch, or after the run: `label_time` empty,
+  right-censored as a real log cut at its end) are drawn at data.velocity (Poisson,
+  uniform times), and so are those of runs with no data batch at all.
+  Each example is kept with probability `sample`, like the requests.
 
 Files are written to a temporary name in the same directory and renamed when complete, so a
 failed or interrupted run leaves no half-written log.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -104,24 +113,44 @@ class RequestLog:
         self.out.write({"time": LOG_ORIGIN + t_s, "key": keys.astype(np.uint64)})
 
 
-def write_label_log(path: Path, sc, horizon_s: float, seed: int, sample: float = 1.0) -> int:
-    """The label log of a run over [0, horizon): examples at data.velocity·sample (Poisson,
-    uniform times), label time = example time + data.label_delay, empty when after the run."""
-    rng = np.random.default_rng([seed, 0x1AB])
-    out = _CsvStream(path, ["time", "label_time"])
-    try:
-        step = max(1.0, 1e6 / max(sc.data.velocity * sample, 1e-12))
-        t0 = 0.0
-        while t0 < horizon_s:
-            t1 = min(horizon_s, t0 + step)
-            n = rng.poisson(sc.data.velocity * sample * (t1 - t0))
-            t = np.sort(rng.uniform(t0, t1, n))
-            lab = t + sc.data.label_delay
-            lab = np.where(lab < horizon_s, LOG_ORIGIN + lab, np.nan)
-            out.write({"time": LOG_ORIGIN + t, "label_time": lab})
+class LabelLog:
+    """The batch hook: writes the labelled examples of each data batch the engine ingests
+    (call finish() after the run for the examples no batch delivered)."""
+
+    def __init__(self, path: Path, sc, horizon_s: float, sample: float, seed: int):
+        self.delay, self.velocity = sc.data.label_delay, sc.data.velocity
+        self.horizon, self.sample = horizon_s, sample
+        self.rng = np.random.default_rng([seed, 0x1AB])   # its own stream: the run is unchanged
+        self.out = _CsvStream(path, ["time", "label_time", "ingested_time"])
+        self.covered_s = 0.0       # example times up to here came from the engine's batches
+        self.batches = self.from_batches = 0
+
+    def __call__(self, b) -> None:
+        rng = self.rng
+        t_mat = b.columns["_t"]
+        whole = int(math.floor(b.nominal_rows + rng.random()))   # E = nominal_rows
+        m = min(t_mat.size, whole)
+        mat = t_mat[rng.choice(t_mat.size, m, replace=False)] if m < t_mat.size else t_mat
+        mat = mat[rng.random(m) < self.sample]
+        extra = rng.uniform(b.data_start_s, b.data_end_s, rng.binomial(whole - m, self.sample))
+        t = np.sort(np.concatenate([mat, extra]))
+        t = t[t >= 0.0]                       # the log starts with the requests, at t = 0
+        self.out.write({"time": LOG_ORIGIN + t, "label_time": LOG_ORIGIN + t + self.delay,
+                        "ingested_time": np.full(t.size, LOG_ORIGIN + b.arrived_s)})
+        self.covered_s = max(self.covered_s, b.data_end_s)
+        self.batches += 1
+        self.from_batches += t.size
+
+    def finish(self) -> None:
+        """Examples after the last batch's window, to the run's end: at data.velocity, labelled
+        after data.label_delay when that is within the run (else empty: right-censored)."""
+        rng, H = self.rng, self.horizon
+        step = max(1.0, 1e6 / max(self.velocity * self.sample, 1e-12))
+        t0 = self.covered_s
+        while t0 < H:
+            t1 = min(H, t0 + step)
+            t = np.sort(rng.uniform(t0, t1, rng.poisson(self.velocity * self.sample * (t1 - t0))))
+            lab = t + self.delay
+            self.out.write({"time": LOG_ORIGIN + t, "label_time": np.where(lab < H, LOG_ORIGIN + lab, np.nan),
+                            "ingested_time": np.full(t.size, np.nan)})
             t0 = t1
-        out.commit()
-    except BaseException:
-        out.abort()
-        raise
-    return out.rows

@@ -253,6 +253,7 @@ class Simulation:
         self.last_trigger_s = -math.inf
         self.examples_since = 0.0
         self.source = DataSource(sc, self.concept, data)
+        self.on_batch = None     # callable(Batch) for each data batch the run ingests (simulate --log)
         # rows materialised per arriving batch: all of them up to MAX_ROWS, fewer when a long
         # lifetime brings thousands of batches (each row is weighted to stand for the rest)
         self.rows_per_batch = batch_rows(horizon_s, d.batch_interval)
@@ -413,6 +414,8 @@ class Simulation:
         while k * B < self.horizon - 1e-9:   # the run covers [0, horizon)
             yield env.timeout(k * B - env.now)
             b = self.source.batch(k, env.now, max_rows=self.rows_per_batch)
+            if self.on_batch is not None:
+                self.on_batch(b)
             ok = self._accept_or_quarantine(b)
             mode = self.design.training
             if mode == "continuous" and ok:
@@ -431,6 +434,17 @@ class Simulation:
                 window = self._window(env.now)
                 nominal = sum(s.nominal for s in window)
                 env.process(self._train_job(env, sc.model.train_time.seconds(nominal, sc.model.trainers), nominal))
+            k += 1
+
+    def _log_batches(self, env):
+        """The batches _feed would draw, for the batch hook alone: a static model without
+        validation or monitoring never reads arriving data, so the run skips drawing it. The
+        data stream is read by nothing else after the bootstrap, so the metrics are unchanged."""
+        B = self.sc.data.batch_interval
+        k = 1
+        while k * B < self.horizon - 1e-9:
+            yield env.timeout(k * B - env.now)
+            self.on_batch(self.source.batch(k, env.now, max_rows=self.rows_per_batch))
             k += 1
 
     def _monitor_batch(self, b: Batch, ok: bool) -> bool:
@@ -604,6 +618,8 @@ class Simulation:
             env.process(self._feed(env))
         elif self.sc.data.faults or self.monitor is not None:
             env.process(self._feed(env))   # static models still validate (and monitor) arriving data
+        elif self.on_batch is not None:
+            env.process(self._log_batches(env))
         if self.shift_times.size:
             env.process(self._shift_events(env))
         if self.serving_val is not None:
@@ -765,7 +781,7 @@ def report_interval_s(horizon_s: float) -> float:
 def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
              progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
              planning_horizon_s: float | None = None, request_budget: float | None = DEFAULT_REQUEST_BUDGET,
-             on_requests=None) -> Result:
+             on_requests=None, on_batches=None) -> Result:
     """Run `design` on the scenario's synthetic traffic over [0, horizon_s) (default: the
     scenario's horizon, its lifetime). The control plane always covers the whole span; when
     the span holds more than `request_budget` requests, requests are simulated in stratified
@@ -778,7 +794,8 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     total_usd_over_horizon adds one-off and recurring costs. Raises TooLarge, before any
     work, for runs that would not finish in reasonable time or memory. on_requests: None or a
     callable(arrival_times_s, keys) called with every chunk of recorded requests
-    (DataPlane.set_request_sink)."""
+    (DataPlane.set_request_sink). on_batches: None or a callable(Batch) called with every data
+    batch of the run as it arrives, before validation (history batches before t = 0 excluded)."""
     from .traffic import integrated_rate
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
@@ -799,4 +816,5 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
                          keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
                          slices=plan)
         sim.dp.set_request_sink(on_requests)
+        sim.on_batch = on_batches
         return sim.run()

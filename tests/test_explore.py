@@ -120,3 +120,4 @@ def test_report_is_self_contained(cli, tmp_path):
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
     assert "http://" not in page and "https://" not in page
     assert "Training" in page and "Serving" in page and "Predicted and simulated" in page
+    assert 'id="fit"' not in page      # a preset carries no fit (tests/test_fit.py: a fitted scenario does)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ import pytest
 from scipy import stats
 
 from mlarch import fit as F
+from mlarch import fitplots as FP
 from scenarios import load_scenario
 from simulator.traffic import ZipfSampler, arrivals, integrated_rate
 
@@ -242,20 +244,55 @@ def test_fit_recovers_known_parameters(tmp_path, case):
     assert "model.inference_time" in res.doc["taken"] and "slo.latency_p99" in res.doc["taken"]
 
 
-def test_hash_sample_beyond_the_memory_bound(tmp_path):
+def test_hyperloglog_beyond_the_memory_bound(tmp_path):
     """With the exact bound at 4,000 keys, an unbounded log of ~100k distinct keys is
-    counted by the hash sample: the distinct-key interval contains the exact count, s is
-    still recovered, and the table never exceeds the bound."""
+    counted by the DataSketches HyperLogLog: its 95% interval contains the exact count, the
+    YAML comment and the JSON say so; key frequencies come from the hash sample, so s is
+    still recovered, and the table never exceeds the bound. Below the bound the count is
+    exact. Fails if the sketch misses the table's keys at the first overflow, or sees only
+    the sampled keys (both undercount far below the interval)."""
     p = tmp_path / "log.csv"
     make_log(p, 4.0, 0.0, math.inf, 1.2, 0.5 * DAY, seed=5)
     keys = pd.read_csv(p)["key"]
     exact = keys.nunique()
     scan = F.scan_requests([p], "time", "key", max_keys=4000, chunk_rows=20_000)
-    assert scan.keys.keys.size <= 4000 and not scan.keys.exact
+    assert scan.keys.keys.size <= 4000 and not scan.keys.exact and scan.keys.hll is not None
     est, _ = F.estimate_traffic(scan)
     c = est["traffic.cardinality"]
+    assert c["distinct_method"] == "hyperloglog" and "HyperLogLog" in c["method"]
     assert inside(exact, c["distinct_ci95"]), (exact, c["distinct_ci95"])
+    assert c["distinct_ci95"][0] < c["distinct_observed"] < c["distinct_ci95"][1]
     assert inside(1.2, est["traffic.peakedness.zipf_s"]["ci95"])
+    # the sketch is fed each chunk's distinct new keys, not every row
+    assert scan.keys.hll_updates < 0.5 * scan.rows
+    res = F.fit([p], max_keys=4000, name="t")
+    line = next(x for x in res.scenario_text.splitlines() if x.strip().startswith("cardinality:"))
+    assert "HyperLogLog estimate, 95% [" in line, line
+    from mlarch.render import fit_rows
+    row = next(r for r in fit_rows(res.doc) if r[0] == "traffic.cardinality")
+    assert "(HyperLogLog, 95% " in row[4], row
+    below = F.scan_requests([p], "time", "key", max_keys=exact, chunk_rows=20_000)
+    c = F.estimate_traffic(below)[0]["traffic.cardinality"]
+    assert below.keys.hll is None and c["distinct_method"] == "exact"
+    assert c["distinct_observed"] == exact and c["distinct_ci95"] == [exact, exact]
+
+
+def test_hyperloglog_interval_coverage():
+    """40 sets of 30,000-60,000 distinct random 64-bit keys (each repeated, in shuffled
+    chunks) through a table bounded at 1,000 keys: the sketch's 95% bounds (two standard
+    deviations) contain the true count at the nominal rate (binomial p >= 0.001). One-standard-
+    deviation bounds (68%) would fail."""
+    n, hits = 40, 0
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        d = int(rng.integers(30_000, 60_000))
+        u = rng.integers(0, 2 ** 64, d, dtype=np.uint64, endpoint=False)
+        h = rng.permutation(np.concatenate([u, u[: d // 3]]))
+        t = F.KeyTable(bound=1000)
+        for chunk in np.array_split(h, 7):
+            t.add(chunk)
+        hits += t.hll.get_lower_bound(2) <= d <= t.hll.get_upper_bound(2)
+    assert binom_ok(hits, n, 0.95), f"{hits}/{n}"
 
 
 def test_formats_give_the_same_fit(tmp_path):
@@ -305,23 +342,100 @@ def test_cli_fit_writes_a_scenario_that_advise_accepts(tmp_path, cli):
     assert r.exit_code == 0, r.stderr
 
 
-@pytest.mark.parametrize("delay, horizon", [("0s", "1d"), ("30h", "2.5d")])
-def test_round_trip_through_simulate_log(tmp_path, cli, write, delay, horizon):
+def _fitted_with_labels(tmp_path, cli):
+    """A fitted scenario (with a label log) written by the CLI; returns (yaml path, fit doc)."""
+    p = tmp_path / "log.csv"
+    make_log(p, 2.0, 0.4, 400, 0.9, DAY, seed=3)
+    lab = tmp_path / "labels.csv"
+    t = np.sort(np.random.default_rng(1).uniform(0, DAY, 3000))
+    lt = t + 1800.0
+    pd.DataFrame({"time": ORIGIN + t, "label_time": np.where(lt < DAY, ORIGIN + lt, np.nan)}).to_csv(lab, index=False)
+    out = tmp_path / "fitted.yaml"
+    r = cli("fit", p, "--labels", lab, "-o", out, "--json")
+    assert r.exit_code == 0, r.stderr
+    return out, json.loads(r.stdout)
+
+
+def test_fit_writes_its_record_beside_the_scenario(tmp_path, cli):
+    """fitted.yaml gets fitted.fit.json: the --json document, the figure data and the
+    scenario's hash; load_record finds it, notes an edited scenario, and reports a broken
+    record in one line; a preset or a scenario without a record has none."""
+    out, doc = _fitted_with_labels(tmp_path, cli)
+    rp = tmp_path / "fitted.fit.json"
+    assert doc["fit_record"] == str(rp) and rp.exists()
+    rec, note = F.load_record(str(out))
+    assert note is None and rec["estimates"] == doc["estimates"] and rec["fitted"] == doc["fitted"]
+    fd = rec["figure_data"]
+    assert sum(fd["counts_per_hour"]["requests"]) == pytest.approx(doc["input"]["rows"], rel=0.05)
+    assert fd["rank_frequency"]["rank"][0] == 1 and len(fd["rank_frequency"]["rank"]) <= F.RANK_POINTS
+    assert F.load_record("spam") == (None, None)
+    out.write_text(out.read_text() + "# edited\n")
+    assert "edited after the fit" in F.load_record(str(out))[1]
+    rp.write_text("{not json")
+    rec, why = F.load_record(str(out))
+    assert rec is None and "not a readable fit record" in why and "\n" not in why
+
+
+def test_report_section_draws_the_fit(tmp_path, cli):
+    """The report's fit section: the fitted fields with intervals and the four figures of
+    the fit (inline PNGs with their captions), drawn from the record alone."""
+    from mlarch import report
+    out, doc = _fitted_with_labels(tmp_path, cli)
+    rec, note = F.load_record(str(out))
+    html_ = report._fit_section(rec, note, tmp_path / "figs")
+    imgs = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', html_)
+    assert len(imgs) == 4 and any("Kaplan-Meier" in a for a in imgs) and any("x_min" in a for a in imgs)
+    for field in doc["fitted"]:
+        assert f"<td>{field}</td>" in html_
+    assert "preset spam" in html_
+
+
+def test_report_of_a_fitted_scenario_has_the_fit(tmp_path, cli, monkeypatch):
+    """`mlarch report FITTED.yaml` carries the fit section (a preset's report does not:
+    tests/test_explore.py::test_report_is_self_contained). The serving map, which the fit
+    does not touch, is drawn on a coarse grid to keep the test short."""
+    import functools
+
+    from mlarch import servingmap
+    monkeypatch.setattr(servingmap, "serving_map",
+                        functools.partial(servingmap.serving_map, n_cardinality=1, n_zipf=1))
+    out, _ = _fitted_with_labels(tmp_path, cli)
+    page_path = tmp_path / "r.html"
+    r = cli("report", out, "--set", "horizon=1h", "--set", "traffic.rate=2/s", "--jobs", "1", "-o", page_path)
+    assert r.exit_code == 0, r.stderr
+    page = page_path.read_text()
+    assert 'id="fit"' in page and "Where the traffic numbers come from" in page
+    alts = re.findall(r'<img alt="([^"]*)"', page)
+    assert sorted(a for a in alts if a in FP.CAPTIONS.values()) == sorted(FP.CAPTIONS.values()), alts
+
+
+ROUND_TRIPS = {   # rate/s, amplitude, cardinality ("unbounded" or N), s, label delay (s), velocity/s, horizon
+    "flat-unbounded-s1.4-delay0": (2.0, 0.0, "unbounded", 1.4, 0.0, 0.2, "1d"),
+    "diurnal-bounded-s0.8-delay30h": (1.5, 0.4, 300, 0.8, 30 * 3600.0, 0.2, "2.5d"),
+    "diurnal-bounded-s0.6-delay3d": (0.5, 0.5, 2000, 0.6, 3 * 86400.0, 0.05, "7d"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROUND_TRIPS))
+def test_round_trip_through_simulate_log(tmp_path, cli, write, case):
     """simulate --log writes what fit reads; fit recovers rate, amplitude, cardinality, s,
-    velocity and label delay of the simulated scenario within their intervals."""
+    velocity and label delay of the simulated scenario within their intervals: flat and
+    diurnal traffic, bounded and unbounded keys, s from 0.6 to 1.4, label delays from 0 to
+    3 days (the label log comes from the engine's data batches)."""
+    rate, amp, card, zs, delay, vel, horizon = ROUND_TRIPS[case]
     sc = write(f"""\
 name: rt
 horizon: {horizon}
 seed: 4
 traffic:
-  rate: 1.5/s
-  diurnal_amplitude: 0.4
-  cardinality: 300
-  peakedness: {{zipf_s: 0.8}}
+  rate: {rate}/s
+  diurnal_amplitude: {amp}
+  cardinality: {card}
+  peakedness: {{zipf_s: {zs}}}
 data:
-  velocity: 0.2/s
+  velocity: {vel}/s
   concept_half_life: 3d
-  label_delay: {delay}
+  label_delay: {delay}s
   batch_interval: 6h
 model:
   inference_time: {{distribution: exponential, mean: 10ms}}
@@ -339,14 +453,75 @@ architecture: {{training: static, serving: dynamic}}
     r = cli("fit", log, "--labels", labels, "--from", sc, "-o", tmp_path / "fit.yaml", "--json")
     assert r.exit_code == 0, r.stderr
     e = json.loads(r.stdout)["estimates"]
-    assert inside(1.5, e["traffic.rate"]["ci95"])
-    assert inside(0.4, e["traffic.diurnal_amplitude"]["ci95"])
-    assert e["traffic.cardinality"]["written"] == 300
-    assert inside(0.8, e["traffic.peakedness.zipf_s"]["ci95"])
-    assert inside(0.2, e["data.velocity"]["ci95"])
-    want = {"0s": 0.0, "30h": 108000.0}[delay]
-    assert inside(want, e["data.label_delay"]["ci95"])
-    assert e["data.label_delay"]["value"] == pytest.approx(want, abs=1e-3)
+    assert inside(rate, e["traffic.rate"]["ci95"])
+    assert inside(amp, e["traffic.diurnal_amplitude"]["ci95"])
+    assert e["traffic.cardinality"]["written"] == card
+    assert inside(zs, e["traffic.peakedness.zipf_s"]["ci95"])
+    assert inside(vel, e["data.velocity"]["ci95"])
+    assert inside(delay, e["data.label_delay"]["ci95"])
+    assert e["data.label_delay"]["value"] == pytest.approx(delay, abs=1e-3)
+
+
+RT_BATCHES = """\
+name: rtb
+horizon: 2d
+seed: 7
+traffic: {rate: 1/s, cardinality: 100, peakedness: {zipf_s: 1.0}}
+data: {velocity: 0.1/s, concept_half_life: 3d, label_delay: 7h, batch_interval: 4h}
+model:
+  inference_time: {distribution: exponential, mean: 10ms}
+slo: {latency_p99: 100ms}
+architecture: {training: TRAINING, serving: dynamic}
+"""
+
+
+@pytest.mark.parametrize("training", ["static", "periodic"])
+def test_label_log_is_the_engines_batches(tmp_path, write, training):
+    """The label log holds the examples of the data batches the engine drew: with 1,440
+    examples per batch (under the engine's per-batch row cap) its ingested rows are exactly
+    the batches' example times at or after t = 0, each labelled label_delay later and
+    ingested at its batch's arrival; examples after the last batch's window are not marked
+    ingested. Fails if the label log is drawn from the scenario's law instead of the batches,
+    or if a static run (whose engine skips drawing arriving data) logs no batch."""
+    from advisor import design_for
+    from mlarch import simlog
+    from simulator import simulate
+    sc = load_scenario(write(RT_BATCHES.replace("TRAINING", training)))
+    path = tmp_path / "labels.csv"
+    lab = simlog.LabelLog(path, sc, sc.horizon, 1.0, seed=7)
+    seen = []
+
+    def hook(b):
+        seen.append((b.arrived_s, b.data_start_s, b.data_end_s, b.columns["_t"].copy()))
+        lab(b)
+    simulate(sc, design_for(sc), seed=7, request_budget=None, on_batches=hook)
+    lab.finish()
+    lab.out.commit()
+    assert [a for a, *_ in seen] == [k * 4 * 3600.0 for k in range(1, 12)]   # batches at 4h, 8h, ..., 44h
+    d = pd.read_csv(path)
+    ing = d[d["ingested_time"].notna()]
+    want = np.sort(np.concatenate([t[t >= 0] for *_, t in seen]))
+    assert np.allclose(ing["time"].to_numpy() - ORIGIN, want, rtol=0, atol=1e-5)
+    assert np.allclose(ing["label_time"] - ing["time"], 7 * 3600.0, atol=1e-5)
+    for a, lo, hi, _ in seen:
+        rows = ing[ing["ingested_time"] == ORIGIN + a]["time"] - ORIGIN
+        assert ((rows >= max(lo, 0)) & (rows <= hi)).all()
+    tail = d[d["ingested_time"].isna()]["time"] - ORIGIN
+    assert tail.min() >= seen[-1][2] and lab.batches == 11
+
+
+def test_simulate_log_leaves_the_run_unchanged(tmp_path, cli, write):
+    """Logging draws from its own streams: the metrics of a run with --log equal those
+    without (wall time aside), for a static design too (where the batches are drawn for
+    the log alone)."""
+    for training in ("static", "periodic"):
+        sc = write(RT_BATCHES.replace("TRAINING", training), name=f"{training}.yaml")
+        a = json.loads(cli("simulate", sc, "--json").stdout)
+        r = cli("simulate", sc, "--json", "--log", tmp_path / f"{training}.csv")
+        assert r.exit_code == 0, r.stderr
+        b = json.loads(r.stdout)
+        a.pop("wall_s"), b.pop("wall_s")
+        assert a == b, training
 
 
 def test_simulate_log_sample_and_fit_log_sample(tmp_path, cli):
@@ -398,6 +573,22 @@ def test_malformed_logs_exit_2_with_file_row_column(tmp_path, cli, name, text, r
     r = cli("fit", p, "-o", out)
     _one_line_error(r, f"{p}:{row}:", column)
     assert not out.exists()    # never a half-written output
+
+
+def test_bad_rows_are_named_exactly_across_chunks(tmp_path, cli):
+    """Row numbers stay exact past the first chunk: a time going backwards as the first row
+    of a later chunk (compared with the previous chunk's last time), and a line that is not
+    UTF-8 deep in the file (pandas names only the chunk; fit finds the line)."""
+    rows = "".join(f"{1704067200 + i},{i}\n" for i in range(10))
+    p = tmp_path / "u.csv"
+    p.write_text("time,key\n" + rows + "1704067203,99\n")
+    with pytest.raises(F.LogError, match=rf"^{re.escape(str(p))}:12: time: time goes backwards"):
+        F.scan_requests([p], "time", "key", chunk_rows=5)     # chunks start at lines 2, 7, 12
+    b = tmp_path / "b.csv.gz"
+    b.write_bytes(gzip.compress(("time,key\n" + rows).encode() + b"1704067300,\xff\n"))
+    r = cli("fit", b, "-o", tmp_path / "o.yaml")
+    _one_line_error(r, f"{b}:12:")
+    assert "not UTF-8" in r.stderr
 
 
 def test_malformed_label_log(tmp_path, cli):
