@@ -65,7 +65,8 @@ def build(scenario: str, sets: list[str], progress=None, jobs: int = 0) -> str:
     d = adv.design
     msg = f"simulating {sc.name} over {format_duration(sc.horizon)}"
     step(msg, 0.0)
-    res = simulate(sc, d, progress=lambda f: step(msg, 0.5 * f))   # the rest: two sweeps
+    res = simulate(sc, d, progress=lambda f: step(msg, 0.5 * f),   # the rest: two sweeps
+                   on_stage=lambda stage, f: step(stage, 0.0))        # a large initial table fill
     m = res.metrics
     figs = []
     with tempfile.TemporaryDirectory() as tmp:

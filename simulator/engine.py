@@ -208,7 +208,7 @@ class Simulation:
 
     def __init__(self, sc: Scenario, design: Design, seed: int, horizon_s: float, progress=None,
                  report_every_s: float | None = None, keep_bucket_hists: bool = False,
-                 planning_horizon_s: float | None = None, slices: SlicePlan | None = None):
+                 planning_horizon_s: float | None = None, slices: SlicePlan | None = None, on_stage=None):
         self.sc, self.design, self.seed, self.horizon = sc, design, seed, horizon_s
         # one-off jobs (the initial model and table) are reported apart from recurring costs;
         # the total over the deployment's lifetime adds both
@@ -275,7 +275,7 @@ class Simulation:
             self.failures = ReplicaFailures(sc, self.dp, design.replicas, np.random.default_rng(ss.spawn(1)[0]),
                                             horizon_s)
         self.advance = self.dp.advance
-        self.progress = progress
+        self.progress, self.on_stage = progress, on_stage
         self.val = {"batches": 0, "anomalies": 0, "quarantined": 0, "by_kind": {},
                     "false_alarm_rate_stated": validation.FALSE_ALARM_RATE,
                     "clean_batches": 0, "false_alarms": 0, "false_alarm_rate": None,
@@ -398,7 +398,9 @@ class Simulation:
 
     def _fill_table(self, m: Model, at_s: float, initial: bool = False) -> None:
         self.advance(at_s)
-        preds = batch_predict(m, self.features, self.keys_in_table)
+        # the initial fill of a large table can take minutes before simulated time starts
+        say = (lambda f: self.on_stage("filling the prediction table", f)) if initial and self.on_stage else None
+        preds = batch_predict(m, self.features, self.keys_in_table, progress=say)
         self.dp.set_table(Table(self.keys_in_table, preds, m, at_s))
         usd = self.sc.model.fill_vcpu_s(preds.size) * self.vcpu_s
         if initial:
@@ -766,7 +768,7 @@ def report_interval_s(horizon_s: float) -> float:
 def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
              progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
              planning_horizon_s: float | None = None, request_budget: float | None = DEFAULT_REQUEST_BUDGET,
-             on_requests=None) -> Result:
+             on_requests=None, on_stage=None) -> Result:
     """Run `design` on the scenario's synthetic traffic over [0, horizon_s) (default: the
     scenario's horizon, its lifetime). The control plane always covers the whole span; when
     the span holds more than `request_budget` requests, requests are simulated in stratified
@@ -775,6 +777,8 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     version give identical metrics (wall_s aside).
 
     progress: None or a callable taking the completed fraction of simulated time.
+    on_stage: None or a callable(stage, fraction) for work before simulated time starts (the
+    initial table fill).
     planning_horizon_s (default: the scenario's horizon) is the lifetime over which
     total_usd_over_horizon adds one-off and recurring costs. Raises TooLarge, before any
     work, for runs that would not finish in reasonable time or memory. on_requests: None or a
@@ -798,6 +802,6 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     with threadpool_limits(limits=1, user_api="blas"):
         sim = Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
                          keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
-                         slices=plan)
+                         slices=plan, on_stage=on_stage)
         sim.dp.set_request_sink(on_requests)
         return sim.run()

@@ -36,13 +36,16 @@ class Table:
         return self.predictions[keys.astype(np.int64) - 1]
 
 
-def batch_predict(model: Model, features: KeyFeatures, keys: int) -> np.ndarray:
-    """Predict every key 1..k with the model, materialising features chunk by chunk."""
+def batch_predict(model: Model, features: KeyFeatures, keys: int, progress=None) -> np.ndarray:
+    """Predict every key 1..k with the model, materialising features chunk by chunk.
+    progress: None or a callable taking the fraction of keys done (after each chunk)."""
     out = np.empty(keys, dtype=np.int8)
     for lo in range(0, keys, BATCH_CHUNK_KEYS):
         hi = min(keys, lo + BATCH_CHUNK_KEYS)
         ks = np.arange(lo + 1, hi + 1, dtype=np.uint64)
         out[lo:hi] = model.predict(features.features(ks))
+        if progress is not None:
+            progress(hi / keys)
     return out
 
 
