@@ -105,7 +105,8 @@ def _with_rate(spec: str, sets: list[str], kind: str, rate_per_s: float, extra: 
 
 def capacity(spec: str, sets: list[str] | None = None, kinds: tuple[str, ...] = KINDS, simulate: bool = True,
              horizon_s: float = 1800.0, seed: int | None = None, progress=None) -> dict:
-    """Capacity of each candidate design (see the module docstring); a JSON-ready dict."""
+    """Capacity of each candidate design (see the module docstring); a JSON-ready dict.
+    progress: None or a callable(fraction of the designs done, stage)."""
     from advisor.latency import replicas_for_slo
     from advisor.schedule import hit_ratio
     sets = list(sets or [])
@@ -113,7 +114,10 @@ def capacity(spec: str, sets: list[str] | None = None, kinds: tuple[str, ...] = 
     amp = base.traffic.diurnal_amplitude
     today = base.traffic.rate
     rows = []
-    for kind, sc, design in _candidates(spec, sets, kinds):
+    cands = list(_candidates(spec, sets, kinds))
+    for i, (kind, sc, design) in enumerate(cands):
+        if progress:
+            progress(i / len(cands), kind + (": model and simulation" if simulate else ": model"))
         keys = design.table_keys(sc.traffic.cardinality)
         hit = hit_ratio(sc, keys) if keys else 0.0
         c = design.replicas
@@ -141,9 +145,9 @@ def capacity(spec: str, sets: list[str] | None = None, kinds: tuple[str, ...] = 
             at, above = (x["p99_ms"] for x in row.simulated)
             slo_ms = sc.slo.latency_p99 * 1e3
             row.confirmed = bool(at <= slo_ms * (1 + CONFIRM_TOL) and above > slo_ms)
-            if progress:
-                progress(kind)
         rows.append(row)
+    if progress:
+        progress(1.0, "done")
     return {"scenario": base.name, "slo_p99_ms": base.slo.latency_p99 * 1e3, "today_rate_per_s": today,
             "diurnal_amplitude": amp, "above_factor": ABOVE, "confirm_tolerance": CONFIRM_TOL, "simulated_horizon_s": horizon_s if simulate else None,
             "designs": [asdict(r) for r in rows]}

@@ -187,10 +187,11 @@ def compare(scenarios: List[str] = typer.Argument(..., metavar="SCENARIO", help=
         adv = run_advise(sc)
         rows.append({"scenario_obj": sc, "advice": adv.to_json(), "design": adv.design})
     if simulate:
-        from .progress import simulate_with_bar
+        from .progress import is_quiet, simulate_with_bar
         for (spec, planned), r in zip(specs, rows):
             sc = _load(spec, (set_ or []) + _horizon_set(horizon))
-            err.print(f"simulating {sc.name} ...")
+            if not is_quiet():   # the bar (after its delay) names the scenario too; this says it at once
+                err.print(f"simulating {sc.name} ...")
             r["simulated"] = simulate_with_bar(sc, r["design"], seed=seed,
                                                planning_horizon_s=planned.horizon).to_json()
             # the advisor's figures for the same span, so the two rows compare like with like
@@ -318,7 +319,7 @@ def _simulate_logged(sc, design, seed, planning_horizon_s, log: Path, sample: fl
 
 @app.command()
 @guarded
-def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (about 2 minutes on 2 cores)."),
+def selfcheck(quick: bool = typer.Option(False, "--quick", help="Shorter runs (wall times: benchmarks/bench_cli.py)."),
               seed: int = typer.Option(1, "--seed", min=0, help="Seed for every experiment."),
               random_n: int = typer.Option(0, "--random", min=0, max=10_000, metavar="N",
                                            help="Also compare advisor and simulator on N random scenarios (seeded by --seed)."),
@@ -431,14 +432,9 @@ def capacity(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scena
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a directory")
     from .progress import Bar
-    with Bar("capacity", total=len(kinds)) as bar:
-        bar.update(0, stage="bisecting the model")
-        done = []
-        def step(kind):
-            done.append(kind)
-            bar.update(len(done), stage=f"simulated {kind}")
+    with Bar("capacity") as bar:
         result = cap_mod.capacity(scenario, set_ or [], kinds, simulate=simulate, horizon_s=horizon_s, seed=seed,
-                                  progress=step)
+                                  progress=lambda f, stage: bar.update(f, stage=stage))
     if out_dir is not None:
         from . import plots
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -565,7 +561,7 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
     _progress_quiet(quiet)
     from . import fit as fitmod
     from . import render
-    from .progress import on_terminal
+    from .progress import is_quiet
     check_file_output(output, "-o")
     record = fitmod.record_path(output)
     check_file_output(record, "-o (its fit record)")     # both before reading any log
@@ -578,7 +574,7 @@ def fit(logs: List[Path] = typer.Argument(..., metavar="LOG", help="Request logs
         res = fitmod.fit(list(logs), time_col=time_col, key_col=key_col, labels=labels,
                          label_time_col=label_time_col, label_example_col=label_example_col,
                          base=from_, name=name, sample=log_sample,
-                         progress=on_terminal())   # on stderr only, so --json stays clean
+                         progress=not is_quiet())   # on stderr only, so --json stays clean
     except fitmod.LogError as e:
         raise BadInput(str(e)) from None
     res.doc["scenario_file"] = str(output)

@@ -303,27 +303,21 @@ def hash_keys(values, path, col, first_row, int_mode: bool) -> np.ndarray:
 
 
 class _Progress:
-    """Bytes read over total bytes, shown as a rich bar on stderr only on a terminal."""
+    """Bytes read over total bytes, as mlarch.progress.Bar shows it on stderr (a bar on a
+    terminal, a line per quarter otherwise)."""
 
     def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.bar = max(total, 1), None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (BarColumn, Progress, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
-            self.bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                TransferSpeedColumn(), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("read", total=self.total)
+        from .progress import Bar
+        self.total = max(total, 1)
+        self.bar = Bar(label) if enabled else None
 
     def update(self, done_bytes: int) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=done_bytes)
+            self.bar.update(done_bytes / self.total)
 
     def close(self):
         if self.bar is not None:
-            self.bar.stop()
+            self.bar.__exit__(None, None, None)
 
 
 def _chunks(path: Path, columns: list[str], chunk_rows: int, on_bytes):

@@ -31,7 +31,8 @@ KIND_COLORS = {"static": "#2a9d8f", "hybrid": "#e9c46a", "dynamic": "#e76f51"}
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    # a figure with a legend below its panels keeps room for it (compare_figure)
+    fig.tight_layout(rect=getattr(fig, "layout_rect", None))
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -403,7 +404,8 @@ def storage_vs_latency(df: pd.DataFrame, path: Path) -> Path | str:
             ax.errorbar(x[m], y[m], yerr=_yerr(g[m], "latency_ms_p99"), fmt="o", ms=7,
                         color=KIND_COLORS.get(kind), label=kind, capsize=3)
         front = _pareto(x, y)
-        ax.plot(x[front], y[front], color="black", lw=1, ls="--", label="Pareto front")
+        if len(front) > 1:   # one point that beats all others is no front to draw
+            ax.plot(x[front], y[front], color="black", lw=1, ls="--", label="Pareto front")
         if slo is not None:
             ax.axhline(slo, color="#d62828", lw=1, label=f"p99 SLO {slo:g} ms")
         if log:
@@ -448,7 +450,6 @@ def accuracy_vs_retrain(df: pd.DataFrame, path: Path) -> Path:
     if "slo_max_accuracy_loss" in df:
         budget = df["slo_max_accuracy_loss"].iloc[0] * 100
         ax.axhline(budget, color="#d62828", lw=1, ls=":", label=f"accuracy budget {budget:.3g} points")
-        ax.legend(fontsize=7, loc="upper center")
     log = g["interval_h"].max() / max(g["interval_h"].min(), 1e-12) >= 20
     if log:
         ax.set_xscale("log")
@@ -458,13 +459,16 @@ def accuracy_vs_retrain(df: pd.DataFrame, path: Path) -> Path:
     ax2.errorbar(g["interval_h"], g["train_month"], yerr=_yerr(g, "train_month"), fmt="s--", color="#264653",
                  capsize=3, label="training cost")
     ax2.set_ylabel("training compute (USD per month)", color="#264653")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center")   # both axes' lines in one legend
     ax.grid(alpha=0.3)
     ax.set_title("fresher models cost more training: accuracy lost vs retrain interval\n"
                  "look for the longest interval whose loss is within your budget", fontsize=10)
     return _save(fig, path)
 
 
-FIELD_LABELS = {"architecture.cache_top_k": "precomputed keys (top k inputs)",
+FIELD_LABELS = {"architecture.cache_top_k": "precomputed keys: top k inputs",
                 "architecture.retrain_every": "retrain interval", "traffic.rate": "traffic rate",
                 "traffic.cardinality": "distinct inputs (cardinality)"}
 
@@ -481,9 +485,17 @@ def metrics_vs_field(df: pd.DataFrame, field: str, path: Path) -> Path:
     x = g["_x"].to_numpy()
     counts = field in ("architecture.cache_top_k", "traffic.cardinality")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    slo = df["slo_latency_p99_ms"].iloc[0] if "slo_latency_p99_ms" in df else None
     for ax, col, label in zip(axes, ["latency_ms_p99", "total_month", "loss_pct"],
                               ["p99 latency (ms)", "total cost (USD per month)", "accuracy lost (points)"]):
         ax.errorbar(x, g[col], yerr=_yerr(g, col), fmt="o-", capsize=3, color="#264653")
+        # latency and cost may span decades (a table lookup against a queue, a table against
+        # a pool of replicas); accuracy lost stays linear so that 0 and the budget show
+        vals = list(g[col].dropna()) + ([slo] if col == "latency_ms_p99" and slo is not None else [])
+        if col != "loss_pct" and (g[col] > 0).all() and _spans_decades(vals):
+            ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis, vals)
+            label += ", log scale"
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         _apply_axis(ax, x, ticks, log, counts)
@@ -502,33 +514,74 @@ def metrics_vs_field(df: pd.DataFrame, field: str, path: Path) -> Path:
 
 # ------------------------------------------------------------------ compare
 
+def _plain_log_ticks(axis, values) -> None:
+    """Tick labels on a log axis as plain numbers (`60`, `0.01`), not `6 x 10^1`; 1-2-5 ticks
+    when the values span up to 3 decades (else too few ticks), powers of ten beyond."""
+    v = [x for x in values if x is not None and x > 0]
+    subs = (1.0, 2.0, 5.0) if v and max(v) / min(v) <= 1e3 else (1.0,)
+    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:.4g}"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _spans_decades(values) -> bool:
+    """True when positive values span more than a factor of 10: worth a log axis."""
+    v = [x for x in values if x is not None and x > 0]
+    return bool(v) and max(v) / min(v) > 10
+
+
 def compare_figure(rows: list[dict], path: Path) -> Path:
-    """Measured vs predicted p99, cost, model age and accuracy lost per scenario."""
+    """Measured vs predicted p99, cost, model age and accuracy lost per scenario, each
+    scenario's p99 SLO and accuracy budget marked over its bars."""
     names = [r["advice"]["scenario"] for r in rows]
     pred = [r.get("predicted_span") or r["advice"]["predicted"] for r in rows]
     sim = [r["simulated"] for r in rows]
+    slos = [s.get("slo") or {} for s in sim]
     panels = [
-        ("p99 latency (ms)", [p["latency_p99_ms"] for p in pred], [s["latency_ms"]["p99"] for s in sim], True),
-        ("cost (USD per month)", [p["cost_usd_per_month"] for p in pred], [s["cost_usd_per_month"] for s in sim], True),
+        ("p99 latency (ms)", [p["latency_p99_ms"] for p in pred], [s["latency_ms"]["p99"] for s in sim],
+         [g.get("latency_p99_ms") for g in slos], "p99 SLO"),
+        ("cost (USD per month)", [p["cost_usd_per_month"] for p in pred], [s["cost_usd_per_month"] for s in sim],
+         None, None),
         ("mean model age (h)", [p["mean_model_age_s"] / 3600 for p in pred],
-         [s["staleness"]["model_age_s"]["mean"] / 3600 for s in sim], True),
-        ("accuracy lost (points)", [p["accuracy_loss"] * 100 for p in pred],
-         [s["accuracy"]["lost_to_staleness"] * 100 for s in sim], False),
+         [s["staleness"]["model_age_s"]["mean"] / 3600 for s in sim], None, None),
+        ("accuracy lost to staleness (points)", [p["accuracy_loss"] * 100 for p in pred],
+         [s["accuracy"]["lost_to_staleness"] * 100 for s in sim],
+         [None if g.get("max_accuracy_loss") is None else g["max_accuracy_loss"] * 100 for g in slos],
+         "accuracy budget"),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4))
+    linear = {"accuracy lost to staleness (points)"}   # a loss of 0 must show, and the budget beside it
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4.2))
     x = np.arange(len(names))
-    for ax, (label, pv, sv, logy) in zip(axes, panels):
-        ax.bar(x - 0.2, pv, 0.4, label="advisor", color="#e9c46a")
-        ax.bar(x + 0.2, sv, 0.4, label="simulated", color="#264653")
+    for ax, (label, pv, sv, goals, goal_label) in zip(axes, panels):
+        ax.bar(x - 0.2, [v if v is not None else 0 for v in pv], 0.4, label="advisor", color="#e9c46a")
+        ax.bar(x + 0.2, [v if v is not None else 0 for v in sv], 0.4, label="simulated", color="#264653")
+        if goals is not None:
+            # each scenario has its own goal: a short line across its pair of bars
+            for i, g in enumerate(goals):
+                if g is not None:
+                    ax.hlines(g, i - 0.45, i + 0.45, colors="#d62828", linestyles="--", lw=1.4,
+                              label=goal_label if i == 0 or goals[:i].count(None) == i else None)
         ax.set_xticks(x)
         ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel(label)
-        if logy and min(v for v in pv + sv if v is not None) > 0:
+        if label not in linear and _spans_decades(pv + sv + (goals or [])):
             ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis, pv + sv + (goals or []))
+        top = max([v for v in pv + sv + (goals or []) if v is not None] or [1.0])
+        ax.set_ylim(top=top * (1.6 if ax.get_yscale() == "log" else 1.15))   # room above the goal lines
         ax.grid(alpha=0.3, axis="y")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("use cases side by side: advisor's prediction vs simulation "
-                 "(bars that match mean the closed-form models hold)", fontsize=10)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    fig.legend(handles=[Patch(color="#e9c46a", label="advisor"), Patch(color="#264653", label="simulated"),
+                        Line2D([], [], color="#d62828", ls="--", label="each scenario's goal: p99 SLO, accuracy budget")],
+               loc="lower center", ncol=3, fontsize=8, frameon=False)
+    spans = {s["sampling"]["simulated_span_s"] if s.get("sampling") else s.get("horizon_s") for s in sim}
+    from scenarios.units import format_duration
+    span = (f"{format_duration(spans.pop())} simulated per scenario" if len(spans) == 1 and None not in spans
+            else "simulated spans differ")
+    fig.suptitle(f"use cases side by side: the advisor's prediction vs the simulation ({span}, one seed); "
+                 f"bars that match: the closed-form models hold", fontsize=9.5)
+    fig.layout_rect = (0, 0.06, 1, 1)   # room for the shared legend below the panels
     return _save(fig, path)
 
 
@@ -538,24 +591,51 @@ def capacity_figure(cap: dict, path: Path) -> Path:
     """p99 latency against the mean traffic rate for each design (the advisor's model as a
     line, simulations as points), with the SLO and today's rate."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    styles = {"static": "-", "dynamic": "-", "hybrid": "--"}
+    drawn: list[tuple[str, list, list]] = []
+    all_y = [cap["slo_p99_ms"]]
     for d in cap["designs"]:
         color = KIND_COLORS.get(d["kind"], "#264653")
         xs = [r for r, p in d["curve"] if p is not None]
         ys = [p for r, p in d["curve"] if p is not None]
-        label = f"{d['kind']} ({d['replicas']} replicas)"
-        ax.plot(xs, ys, color=color, label=f"{label}, model")
+        all_y += ys + [s["p99_ms"] for s in d["simulated"] if s.get("p99_ms") is not None]
+        if d["kind"] == "static":
+            label = "static (table lookups: no queue)"
+        elif d["kind"] == "hybrid":
+            from scenarios.units import format_count
+            label = (f"hybrid (top {format_count(d['design'].get('cache_top_k') or 0)}, hit {d['hit_ratio']:.1%}; "
+                     f"{d['replicas']} replicas)")
+        else:
+            label = f"{d['kind']} ({d['replicas']} replicas)"
+        # a design whose curve is another's (a hybrid whose table catches nothing) would hide it
+        same = next((k for k, xs2, ys2 in drawn if len(xs2) == len(xs) and np.allclose(xs2, xs)
+                     and np.allclose(ys2, ys)), None)
+        if same is not None:
+            label += f": same curve as {same}"
+        drawn.append((d["kind"], xs, ys))
+        ax.plot(xs, ys, color=color, ls=styles.get(d["kind"], "-"), lw=2.4 if same is None else 1.4, label=label)
         for s in d["simulated"]:
             ax.scatter([s["rate_per_s"]], [s["p99_ms"]], color=color, edgecolor="black", zorder=3)
         if d["capacity_rate_per_s"]:
             ax.axvline(d["capacity_rate_per_s"], color=color, linestyle=":", linewidth=1)
-    ax.axhline(cap["slo_p99_ms"], color="black", linestyle="--", linewidth=1, label="p99 SLO")
-    ax.axvline(cap["today_rate_per_s"], color="grey", linewidth=1, label="today's rate")
+    ax.axhline(cap["slo_p99_ms"], color="#d62828", linestyle="--", linewidth=1.2,
+               label=f"p99 SLO {cap['slo_p99_ms']:g} ms")
+    ax.axvline(cap["today_rate_per_s"], color="grey", linewidth=1, label=f"today's rate {cap['today_rate_per_s']:g}/s")
+    ax.scatter([], [], color="white", edgecolor="black", label="simulated (at capacity and 1.1x)")
+    ax.plot([], [], color="black", ls=":", lw=1, label="capacity: model p99 reaches the SLO")
     ax.set_xlabel("mean traffic rate (requests/s)")
-    ax.set_ylabel("p99 latency at the daily peak (ms)")
-    ax.set_yscale("log")
-    ax.set_title(f"{cap['scenario']}: capacity of each design (dotted: where p99 reaches the SLO; dots: simulated)",
-                 fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_ylabel("p99 latency at the daily peak (ms)" + (", log scale" if _spans_decades(all_y) else ""))
+    if _spans_decades(all_y):
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis, all_y)
+    from scenarios.units import format_duration
+    sim_h = cap.get("simulated_horizon_s")
+    dots = (f"dots: simulated, {format_duration(sim_h)} at the peak rate held flat"
+            if any(d["simulated"] for d in cap["designs"]) and sim_h else "not simulated (--no-simulate)")
+    ax.set_title(f"{cap['scenario']}: how much traffic each design takes within the p99 SLO\n"
+                 f"(lines: the advisor's model at the daily peak; {dots})", fontsize=9)
+    ax.legend(fontsize=7.5)
+    ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 
 
@@ -571,6 +651,7 @@ def serving_map_figure(m: dict, path: Path) -> Path:
     colors = [KIND_COLORS["static"], KIND_COLORS["hybrid"], KIND_COLORS["dynamic"], "#adb5bd"]
     z = np.full((len(zipfs), len(cards)), np.nan)
     cell_of = {(c["cardinality"], c["zipf_s"]): c for c in m["cells"]}
+    own_hit = None
     fig, ax = plt.subplots(figsize=(8, 4.8))
     finite = [n for n in cards if n is not None]
     lx = np.log10(finite)
@@ -583,6 +664,9 @@ def serving_map_figure(m: dict, path: Path) -> Path:
                 continue
             z[i, j] = order.index(c["decision"])
             if c["decision"] == "hybrid" and c["hit_ratio"] is not None:
+                if n == m["cardinality"] and math.isclose(s, m["zipf_s"], rel_tol=1e-6):
+                    own_hit = c["hit_ratio"]   # the star covers this cell: its ratio goes in the legend
+                    continue
                 ax.text(lx[j], s, f"{c['hit_ratio']:.0%}", ha="center", va="center", fontsize=6.5)
 
     def edges(v):
@@ -592,7 +676,7 @@ def serving_map_figure(m: dict, path: Path) -> Path:
     ax.pcolormesh(edges(lx), edges(zipfs), z, cmap=ListedColormap(colors), vmin=-0.5, vmax=3.5)
     star_x = lx[-1] if m["cardinality"] is None else math.log10(m["cardinality"])
     ax.plot([star_x], [m["zipf_s"]], marker="*", ms=18, color="white", markeredgecolor="black",
-            label=f"{m['scenario']} ({m['decision']})")
+            label=f"{m['scenario']} ({m['decision']}" + (f", {own_hit:.0%} hits)" if own_hit is not None else ")"))
     from scenarios.units import format_count
     ax.set_xticks(lx, [format_count(n) if n is not None else "unbounded" for n in cards], fontsize=8)
     ax.set_xlabel("distinct inputs (cardinality, log scale)")

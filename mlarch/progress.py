@@ -11,6 +11,7 @@ import sys
 import time
 
 _quiet = False
+DELAY_S = 1.0   # work shorter than this shows no progress (tests set it to 0)
 
 
 def set_quiet(quiet: bool) -> None:
@@ -32,8 +33,9 @@ class Bar:
     """Progress of one piece of work: `update(completed, stage)`, `completed` out of `total`
     (a fraction when total is 1.0, else a count shown as k/N)."""
 
-    def __init__(self, label: str, total: float = 1.0, delay_s: float = 1.0):
-        self.label, self.total, self.delay_s = label, float(total), delay_s
+    def __init__(self, label: str, total: float = 1.0, delay_s: float | None = None):
+        self.label, self.total = label, float(total)
+        self.delay_s = DELAY_S if delay_s is None else delay_s
         self.t0 = time.perf_counter()
         self.completed, self.stage = 0.0, ""
         self.tty = sys.stderr.isatty()
@@ -97,4 +99,4 @@ def simulate_with_bar(sc, design, **kw):
     """simulator.simulate with progress on stderr."""
     from simulator import simulate
     with Bar(f"simulating {sc.name}") as bar:
-        return simulate(sc, design, progress=bar.update, **kw)
+        return simulate(sc, design, progress=lambda f: bar.update(f, stage="simulated time"), **kw)

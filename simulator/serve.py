@@ -13,6 +13,7 @@ FIFO pool of replicas, and routing between them.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from . import kernels
@@ -51,7 +52,8 @@ class Table:
 
 
 def batch_predict(model: Model, features: KeyFeatures, keys: int) -> np.ndarray:
-    """Predict every key 1..k with the model, materialising features chunk by chunk."""
+    """Predict every key 1..k with the model, materialising features chunk by chunk (what a
+    Table's rows are, computed as read)."""
     out = np.empty(keys, dtype=np.int8)
     for lo in range(0, keys, BATCH_CHUNK_KEYS):
         hi = min(keys, lo + BATCH_CHUNK_KEYS)

@@ -121,3 +121,22 @@ def test_report_is_self_contained(cli, tmp_path):
     assert "http://" not in page and "https://" not in page
     assert "Training" in page and "Serving" in page and "Predicted and simulated" in page
     assert 'id="fit"' not in page      # a preset carries no fit (tests/test_fit.py: a fitted scenario does)
+
+
+@pytest.mark.parametrize("args", [("spam", "voice-to-text", "ad-conversion"),
+                                  ("spam", "ad-conversion", "--simulate", "--horizon", "10m",
+                                   "--set", "traffic.rate=20/s")])
+def test_compare_table_fits_100_columns(cli, monkeypatch, args):
+    """The table's natural width (drawn on a console far wider than needed, so nothing is
+    squeezed) fits a 100-column terminal: one column per scenario, not one per figure."""
+    import io
+
+    from rich.console import Console
+
+    from mlarch import cli as cli_mod
+    wide = Console(width=400, record=True, file=io.StringIO(), highlight=False)
+    monkeypatch.setattr(cli_mod, "out", wide)
+    res = cli("compare", *args, "--quiet")
+    assert res.exit_code == 0, res.output
+    lines = wide.export_text().splitlines()
+    assert len(lines) > 10 and max(len(ln.rstrip()) for ln in lines) <= 100, max(lines, key=len)

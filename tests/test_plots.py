@@ -142,3 +142,106 @@ def test_cost_figure_of_an_autoscaled_run_shows_the_fixed_pool_it_replaces(captu
     widths = {t.get_text(): p.get_width() for t, p in zip(ax.get_yticklabels(), ax.patches)}
     assert widths["serving (autoscaled)"] == 500.0
     assert widths["serving if fixed at the peak (13 replicas)"] == pytest.approx(500.0 * 13 / 10)
+
+
+def _compare_rows():
+    """Three scenarios as `compare --simulate` passes them: p99 from 2 ms to 300 ms, own goals."""
+    rows = []
+    for name, p99, slo, loss, budget, cost in (("a", 80.0, 100.0, 0.007, 0.02, 750.0),
+                                               ("b", 2.0, 50.0, 0.001, 0.03, 0.005),
+                                               ("c", 300.0, 600.0, 0.0, 0.02, 1400.0)):
+        pred = {"latency_p99_ms": p99, "cost_usd_per_month": cost, "mean_model_age_s": 7200.0,
+                "accuracy_loss": loss}
+        sim = {"latency_ms": {"p99": p99 * 1.01}, "cost_usd_per_month": cost,
+               "staleness": {"model_age_s": {"mean": 7300.0}}, "accuracy": {"lost_to_staleness": loss},
+               "slo": {"latency_p99_ms": slo, "max_accuracy_loss": budget},
+               "sampling": {"simulated_span_s": 1800.0}}
+        rows.append({"advice": {"scenario": name, "predicted": pred}, "predicted_span": pred, "simulated": sim})
+    return rows
+
+
+def _goal_segments(ax):
+    """(y, x from, x to) of the horizontal goal segments drawn with hlines."""
+    out = []
+    for c in ax.collections:
+        for seg in getattr(c, "get_segments", lambda: [])():
+            if len(seg) == 2 and seg[0][1] == seg[1][1]:
+                out.append((seg[0][1], seg[0][0], seg[1][0]))
+    return sorted(out, key=lambda t: t[1])
+
+
+def test_compare_figure_marks_each_scenarios_slo_and_budget(captured, tmp_path):
+    plots.compare_figure(_compare_rows(), tmp_path / "x.png")
+    fig = captured[0]
+    p99, cost, age, acc = fig.axes
+    # one goal line over each scenario's bars, at that scenario's own SLO and budget
+    assert [y for y, *_ in _goal_segments(p99)] == [100.0, 50.0, 600.0]
+    assert [y for y, *_ in _goal_segments(acc)] == pytest.approx([2.0, 3.0, 2.0])
+    assert p99.get_yscale() == "log" and cost.get_yscale() == "log"   # 2 ms to 600 ms; $0.005 to $1,400
+    assert acc.get_yscale() == "linear"          # a loss of 0 must show
+    assert age.get_yscale() == "linear"          # 2.0 h against 2.03 h: no decades to span
+    fig.canvas.draw()
+    labels = [t.get_text() for t in p99.get_yticklabels() + cost.get_yticklabels()]
+    assert labels and not any("10^" in t or "times" in t or "e+" in t for t in labels)
+    assert "30m simulated" in fig.texts[0].get_text() or "30m simulated" in fig._suptitle.get_text()
+
+
+def _capacity(curves, slo=100.0):
+    designs = []
+    for kind, ys in curves:
+        designs.append({"kind": kind, "design": {"cache_top_k": 100000 if kind == "hybrid" else None},
+                        "hit_ratio": 0.0, "replicas": 12, "capacity_rate_per_s": 300.0,
+                        "curve": [(10.0 * (i + 1), y) for i, y in enumerate(ys)],
+                        "simulated": [{"rate_per_s": 300.0, "p99_ms": 101.0}, {"rate_per_s": 330.0, "p99_ms": 430.0}]})
+    return {"scenario": "t", "slo_p99_ms": slo, "today_rate_per_s": 300.0, "simulated_horizon_s": 1800.0,
+            "designs": designs}
+
+
+def test_capacity_figure_slo_line_coincident_curves_and_scale(captured, tmp_path):
+    same = [80.0, 85.0, 100.0, 300.0]
+    plots.capacity_figure(_capacity([("dynamic", same), ("hybrid", same)]), tmp_path / "a.png")
+    ax = captured[0].axes[0]
+    labels = [ln.get_label() for ln in ax.lines]
+    assert any("SLO" in lb for lb in labels)
+    slo = [ln for ln in ax.lines if "SLO" in ln.get_label()][0]
+    assert set(slo.get_ydata()) == {100.0}
+    # a hybrid whose table catches nothing draws the dynamic curve again: the legend says so
+    assert any(lb.startswith("hybrid") and "same curve as dynamic" in lb for lb in labels)
+    assert ax.get_yscale() == "linear"       # 80 to 430 ms: less than a decade
+    assert "30m" in ax.get_title()
+    plots.capacity_figure(_capacity([("static", [2.0] * 4), ("dynamic", same)]), tmp_path / "b.png")
+    ax = captured[1].axes[0]
+    assert ax.get_yscale() == "log"          # a 2 ms lookup against a queue: decades
+    assert not any("same curve" in ln.get_label() for ln in ax.lines)
+
+
+def test_cost_spanning_decades_is_drawn_on_a_log_axis(captured, tmp_path):
+    df = pd.DataFrame([{"architecture.cache_top_k": k, "seed": 1, "cost_usd_per_month": c, "latency_ms_p99": p,
+                        "accuracy_lost_to_staleness": 0.001, "slo_latency_p99_ms": 600.0,
+                        "slo_max_accuracy_loss": 0.02}
+                       for k, c, p in (("0", 8400.0, 400.0), ("1000", 3000.0, 330.0), ("all", 0.7, 5.0))])
+    plots.metrics_vs_field(df, "architecture.cache_top_k", tmp_path / "x.png")
+    lat, cost, acc = captured[0].axes
+    assert cost.get_yscale() == "log" and lat.get_yscale() == "log" and acc.get_yscale() == "linear"
+    assert "log scale" in cost.get_ylabel()
+
+
+def test_retrain_trade_off_legend_names_both_axes(captured, tmp_path):
+    df = pd.DataFrame([{"architecture.retrain_every": f"{h}h", "seed": 1, "architecture_retrain_every_s": h * 3600.0,
+                        "architecture_training": "periodic", "horizon_s": 86400.0, "accuracy_lost_to_staleness": h / 500,
+                        "cost_usd_training": 10.0 / h, "slo_max_accuracy_loss": 0.02} for h in (1, 2, 4, 8)])
+    plots.accuracy_vs_retrain(df, tmp_path / "x.png")
+    legend = captured[0].axes[0].get_legend()
+    names = [t.get_text() for t in legend.get_texts()]
+    assert any("budget" in n for n in names) and "training cost" in names and "accuracy lost to staleness" in names
+
+
+def test_serving_map_star_does_not_hide_its_cells_hit_ratio(captured, tmp_path):
+    cells = [{"cardinality": n, "zipf_s": s, "decision": "hybrid", "hit_ratio": h}
+             for n, s, h in ((1e6, 1.0, 0.5), (None, 1.0, 0.4), (1e6, 1.2, 0.7), (None, 1.2, 0.93))]
+    m = {"scenario": "t", "cardinality": None, "zipf_s": 1.2, "decision": "hybrid", "slo_p99_ms": 100.0,
+         "cardinalities": [1e6, None], "zipf_exponents": [1.0, 1.2], "cells": cells}
+    plots.serving_map_figure(m, tmp_path / "x.png")
+    ax = captured[0].axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["40%", "50%", "70%"]   # not "93%" under the star
+    assert any(ln.get_label() == "t (hybrid, 93% hits)" for ln in ax.lines)

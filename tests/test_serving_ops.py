@@ -2,7 +2,6 @@
 schedule; simulator: FIFO with a time-varying number of servers and a reactive autoscaler)."""
 from __future__ import annotations
 
-import heapq
 import json
 import math
 
@@ -11,10 +10,10 @@ import pytest
 
 from advisor import advise, design_for, predict
 from advisor import provisioning
-from advisor.latency import latency_quantile_s, provisioned_replicas
+from advisor.latency import latency_quantile_s
 from scenarios import load_scenario
 from scenarios.accounting import MONTH_S
-from scenarios.design import AutoscalePolicy, Design
+from scenarios.design import AutoscalePolicy
 from simulator import simulate
 from simulator.autoscale import ElasticPool
 
