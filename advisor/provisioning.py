@@ -186,25 +186,42 @@ def _expected_alloc(sc: Scenario, hit: float, policy: AutoscalePolicy, lam: np.n
     out = lo.astype(float)
     tab = np.asarray(policy.max_load_erlangs)
     last = policy.min_replicas + tab.size - 1
+    K = mu.size
+    below: dict = {}   # c -> P(no decision of the window ending at k asked for c or more), per k
+
+    def p_below(c: int) -> np.ndarray:
+        # the load below which a decision asks for fewer than c replicas
+        lim = tab[min(max(c - 1 - policy.min_replicas, 0), tab.size - 1)] if c - 1 <= last \
+            else tab[-1] * (c - 1) / max(last, 1)
+        v = np.empty(K + w)
+        v[: w + 1] = float(policy.initial_replicas < c)   # the initial pool, and before any decision
+        v[w + 1:] = ndtr((lim - mu[1:]) / sd[1:])
+        return _window_products(v, w + 1)[:K]
+
     for step in range(1, 2 * NOISE_SPAN + 1):
         c = lo + step
         valid = c <= policy.max_replicas
-        # the load below which a decision asks for fewer than c replicas
-        idx = np.clip(c - 1 - policy.min_replicas, 0, tab.size - 1)
-        lim = np.where(c - 1 <= last, tab[idx], tab[-1] * (c - 1) / max(last, 1))
-        p_below = np.ones_like(out)
-        for j in range(w + 1):
-            # the decision j intervals back (none yet when the span holds fewer intervals)
-            m_j, s_j = np.full(mu.size, np.nan), np.full(sd.size, np.nan)
-            if j < mu.size:
-                m_j[j:], s_j[j:] = mu[: mu.size - j], sd[: sd.size - j]
-            pj = ndtr((lim - m_j) / s_j)
-            # before the first decision (and for the initial pool) the set count stands
-            init = np.isnan(m_j)
-            pj = np.where(init, (policy.initial_replicas < c).astype(float), pj)
-            p_below *= pj
-        out += np.where(valid, 1.0 - p_below, 0.0)
+        pb = np.empty(K)
+        values, inv = np.unique(c, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        for cv, at in zip(values.tolist(), np.split(order, np.cumsum(np.bincount(inv))[:-1])):
+            if cv not in below:
+                below[cv] = p_below(cv)
+            pb[at] = below[cv][at]
+        out += np.where(valid, 1.0 - pb, 0.0)
     return out
+
+
+def _window_products(v: np.ndarray, b: int) -> np.ndarray:
+    """prod(v[k : k + b]) for every k with k + b <= v.size, in O(n): blocks of b, each window
+    the product of a block suffix and the next block's prefix (van Herk / Gil–Werman)."""
+    n = v.size
+    nb = -(-n // b)
+    blocks = np.concatenate([v, np.ones(nb * b - n)]).reshape(nb, b)
+    pre = np.cumprod(blocks, axis=1).ravel()
+    suf = np.cumprod(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    k = np.arange(n - b + 1)
+    return np.where(k % b == 0, suf[k], suf[k] * pre[np.minimum(k + b - 1, pre.size - 1)])
 
 
 def replica_seconds(sched: dict) -> float:

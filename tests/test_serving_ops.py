@@ -465,3 +465,40 @@ def test_a_pool_overloaded_only_at_the_peak_with_two_down_keeps_a_finite_p99():
     p = predict(sc, design_for(sc))
     assert math.isfinite(p.latency_p99_ms)
     assert plain < p.latency_p99_ms < p.failures["one_down_p99_ms"]
+
+
+@pytest.mark.parametrize("sets", [["serving.autoscale.interval=60"],
+                                  ["serving.autoscale.interval=20", "serving.autoscale.scale_down_after=0"],
+                                  ["serving.autoscale.interval=30", "serving.autoscale.cold_start=95s",
+                                   "traffic.diurnal_amplitude=0.9"]])
+def test_expected_allocation_equals_the_direct_product_over_each_window(sets):
+    """E[allocated] = lo + Σ_c P(max of the window's noisy decisions >= c). The advisor forms each
+    window's product of P(decision < c) in O(n) (block prefix/suffix products); here it is
+    formed directly, decision by decision, as the formula reads."""
+    from scipy.special import ndtr
+    sc = load_scenario("spam", ["serving.autoscale={target_utilization: 0.6}", "horizon=6h"] + sets)
+    pol = provisioning.policy_for(sc, 0.0)
+    got = provisioning.schedule(sc, 0.0, pol)
+    inf, I = sc.model.inference_time, pol.interval_s
+    K = got["allocated"].size
+    tk = np.arange(K) * I
+    lam = provisioning._mean_rate(sc, np.maximum(tk - I, 0.0), np.maximum(tk, 1e-9))
+    mu, sd = lam * inf.mean_s, np.sqrt(lam * inf.second_moment_s2 / I)
+    w = int(math.floor(pol.scale_down_after_s / I + 1e-9))
+    tab = np.asarray(pol.max_load_erlangs)
+    last = pol.min_replicas + tab.size - 1
+    want = np.empty(K)
+    for k in range(K):
+        lo = max(got["allocated"][k] - provisioning.NOISE_SPAN, pol.min_replicas)
+        e = float(lo)
+        for c in range(lo + 1, lo + 2 * provisioning.NOISE_SPAN + 1):
+            if c > pol.max_replicas:
+                continue
+            lim = tab[min(max(c - 1 - pol.min_replicas, 0), tab.size - 1)] if c - 1 <= last \
+                else tab[-1] * (c - 1) / max(last, 1)
+            below = 1.0
+            for i in range(k - w, k + 1):     # the decisions of the window; i <= 0: the initial pool
+                below *= float(pol.initial_replicas < c) if i <= 0 else float(ndtr((lim - mu[i]) / sd[i]))
+            e += 1.0 - below
+        want[k] = e
+    np.testing.assert_allclose(got["allocated_mean"], want, rtol=1e-12, atol=1e-12)
