@@ -28,6 +28,33 @@ def _plain_usage_name(self) -> str:
 if hasattr(getattr(typer.core, "TyperArgument", None), "_usage_display_name"):
     typer.core.TyperArgument._usage_display_name = _plain_usage_name
 
+# value names in --help: what the value is (`--horizon DURATION`, `--seed N`), not the Python
+# type typer >= 0.16 shows (`<str>`, `<int range>`, `<path>`); arguments already say it by name
+_PLAIN_VALUE_NAMES = {"horizon": "DURATION", "seed": "N", "seeds": "N", "jobs": "N", "random_seeds": "N",
+                      "runs": "N", "out": "DIR", "output": "FILE", "from_": "PRESET", "base": "PRESET"}
+_typer_param = getattr(typer.core, "_TyperParameter", None)
+_typer_display_type = getattr(_typer_param, "display_type", None)
+
+
+def _plain_display_type(self, ctx) -> str:
+    if isinstance(self, typer.core.TyperArgument):
+        return ""
+    label = _typer_display_type(self, ctx)
+    if "|" in label:                       # a choice: its values, as typer lists them
+        return label.strip("<>")
+    name = (self.name or "").lower()
+    if name in _PLAIN_VALUE_NAMES:
+        return _PLAIN_VALUE_NAMES[name]
+    if name.endswith("_col"):
+        return "COLUMN"
+    kind = label.strip("<>").split()[0] if label.strip("<>") else "str"
+    return {"int": "N", "float": "X", "str": "TEXT"}.get(kind, "PATH" if "path" in label or "file" in label
+                                                          else kind.upper())
+
+
+if _typer_display_type is not None:
+    _typer_param.display_type = _plain_display_type
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="mlarch: decide how to build a production ML system, and prove it by simulation.\n\n"
                        "SCENARIO is a YAML file or a preset name (see `mlarch presets`).")

@@ -336,3 +336,14 @@ def test_usage_errors_are_one_line(argv, needle):
 def test_usage_metavars_are_plain(cli, cmd, usage):
     first = cli(cmd, "--help").stdout.split("\n")[0]
     assert first.endswith(f" {cmd} [OPTIONS] {usage}"), first   # CliRunner names the program "root"
+
+
+@pytest.mark.parametrize("command", ["init", "advise", "simulate", "compare", "sweep", "plot", "report",
+                                     "selfcheck", "fit", "calibrate", "capacity"])
+def test_help_names_values_plainly(cli, command):
+    """`--horizon DURATION`, `--seed N`, `SCENARIO`: never typer's `<str>`, `<int range>` or
+    `<path>` type names, nor braces around required arguments."""
+    import re
+    res = cli(command, "--help")
+    assert res.exit_code == 0
+    assert not re.search(r"<[a-z][a-z ]*>|\{[a-z_]+\}", res.stdout), res.stdout
