@@ -101,6 +101,23 @@ def run_once(steps: list[list[str]]) -> float:
         shutil.rmtree(d, ignore_errors=True)
 
 
+# A fixed CPU-bound workload timed in the same invocation (before and after the commands), so
+# figures from different machines or loads can be compared as multiples of it.
+REFERENCE = ("import numpy as np\nrng = np.random.default_rng(0)\nx = rng.standard_normal(2_000_000)\n"
+             "for _ in range(40):\n    np.sort(x)\n")
+
+
+def reference_s(runs: int) -> float:
+    """Min wall time of REFERENCE in a fresh interpreter (one BLAS thread, like the simulator)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", REFERENCE], env=env, check=True)
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
 def fmt(s: float) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min ({s:.0f} s)"
 
@@ -120,17 +137,23 @@ def main() -> None:
     print("machine: " + "; ".join(f"{k} {v}" for k, v in m.items()))
     print(f"load average (1/5/15 min) at start: {load()}; uptime: "
           + subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
+    ref0 = reference_s(a.runs)
+    print(f"reference (40 sorts of 2M floats in numpy, fresh interpreter): {ref0:.2f} s", flush=True)
     rows = []
     for name, where, steps in chosen:
         before = load()
         times = [run_once(steps) for _ in range(a.runs)]
         rows.append((name, min(times), max(times), before, load(), where))
         print(f"  {name}: min {fmt(min(times))}, max {fmt(max(times))} (load {before})", file=sys.stderr, flush=True)
-    print(f"\nmin of {a.runs} run(s), process start included; load average (1/5/15 min) before and after\n")
-    print("| command | min | max | load before | load after | quoted in |")
-    print("|---|---|---|---|---|---|")
+    ref1 = reference_s(a.runs)
+    ref = min(ref0, ref1)
+    print(f"\nreference before / after the commands: {ref0:.2f} s / {ref1:.2f} s (the '× ref' column "
+          f"divides by {ref:.2f} s)")
+    print(f"min of {a.runs} run(s), process start included; load average (1/5/15 min) before and after\n")
+    print("| command | min | max | × ref | load before | load after | quoted in |")
+    print("|---|---|---|---|---|---|---|")
     for name, lo, hi, before, after, where in rows:
-        print(f"| `mlarch {name}` | {fmt(lo)} | {fmt(hi)} | {before} | {after} | {where} |")
+        print(f"| `mlarch {name}` | {fmt(lo)} | {fmt(hi)} | {lo / ref:.1f} | {before} | {after} | {where} |")
     print(f"\nload average at end: {load()}")
 
 
