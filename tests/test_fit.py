@@ -315,13 +315,20 @@ def test_formats_give_the_same_fit(tmp_path):
 
 # ------------------------------------------------------------------------ the CLI
 
-def test_cli_fit_writes_a_scenario_that_advise_accepts(tmp_path, cli):
+def _request_and_label_logs(tmp_path):
+    """A day's request log (2/s, 40% swing, 400 keys, s = 0.9) and a label log (3,000
+    examples, labels 30 min later; censored at the end of the day)."""
     p = tmp_path / "log.csv"
     make_log(p, 2.0, 0.4, 400, 0.9, DAY, seed=3)
     lab = tmp_path / "labels.csv"
     t = np.sort(np.random.default_rng(1).uniform(0, DAY, 3000))
     lt = t + 1800.0
     pd.DataFrame({"time": ORIGIN + t, "label_time": np.where(lt < DAY, ORIGIN + lt, np.nan)}).to_csv(lab, index=False)
+    return p, lab
+
+
+def test_cli_fit_writes_a_scenario_that_advise_accepts(tmp_path, cli):
+    p, lab = _request_and_label_logs(tmp_path)
     out = tmp_path / "fitted.yaml"
     r = cli("fit", p, "--labels", lab, "--from", "voice-to-text", "-o", out, "--json", "--figures", tmp_path / "fig")
     assert r.exit_code == 0, r.stderr
@@ -344,12 +351,7 @@ def test_cli_fit_writes_a_scenario_that_advise_accepts(tmp_path, cli):
 
 def _fitted_with_labels(tmp_path, cli):
     """A fitted scenario (with a label log) written by the CLI; returns (yaml path, fit doc)."""
-    p = tmp_path / "log.csv"
-    make_log(p, 2.0, 0.4, 400, 0.9, DAY, seed=3)
-    lab = tmp_path / "labels.csv"
-    t = np.sort(np.random.default_rng(1).uniform(0, DAY, 3000))
-    lt = t + 1800.0
-    pd.DataFrame({"time": ORIGIN + t, "label_time": np.where(lt < DAY, ORIGIN + lt, np.nan)}).to_csv(lab, index=False)
+    p, lab = _request_and_label_logs(tmp_path)
     out = tmp_path / "fitted.yaml"
     r = cli("fit", p, "--labels", lab, "-o", out, "--json")
     assert r.exit_code == 0, r.stderr
