@@ -490,7 +490,7 @@ def as_periodic(sc: Scenario, d: Design) -> Design:
     else:
         every = sc.horizon
     every = max(sc.data.batch_interval, every)
-    return Design("periodic", every, d.serving, d.cache_top_k, d.replicas)
+    return Design("periodic", every, d.serving, d.cache_top_k, d.replicas, autoscale=d.autoscale)
 
 
 def revise_training(sc: Scenario, tr):

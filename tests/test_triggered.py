@@ -342,3 +342,14 @@ def test_skew_fault_field_validation(cli, write):
                                "  faults: [{at: 1h, kind: serving_skew}]\n"))
     res = cli("advise", p)
     assert res.exit_code == 2 and f"{p}:9: data.faults[0]:" in res.stderr and "needs `feature:`" in res.stderr
+
+
+def test_an_autoscaled_pool_under_shifts_keeps_its_policy(cli):
+    """With sudden shifts the advisor predicts a triggered or scheduled design through a
+    periodic stand-in; the stand-in must keep the autoscaling policy (it was dropped, and
+    `advise` crashed on the missing autoscaled figures; found by make fuzz)."""
+    ex = str(Path(__file__).resolve().parents[1] / "examples" / "monthly-shifts.yaml")
+    res = cli("advise", ex, "--set", "serving.autoscale.cold_start=30s", "--json")
+    assert res.exit_code == 0, res.stderr
+    auto = json.loads(res.stdout)["predicted"]["autoscale"]
+    assert auto is not None and auto["replica_hours"] > 0
