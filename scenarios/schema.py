@@ -403,6 +403,10 @@ class Serving(Frozen):
         if self.autoscale is not None and self.replicas is not None:
             raise ValueError("autoscale: the autoscaler sizes the pool over the day; drop serving.replicas "
                              "(or drop autoscale to pin a fixed pool)")
+        if self.autoscale is not None and self.autoscale.min is None and self.autoscale.max < self.min_replicas:
+            raise ValueError(f"autoscale: max {self.autoscale.max} is below the pool's floor of {self.min_replicas} "
+                             "replicas (serving.min_replicas, autoscale.min's default); raise autoscale.max or "
+                             "lower serving.min_replicas")
         return self
 
     @property

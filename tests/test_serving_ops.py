@@ -58,6 +58,18 @@ def test_bad_autoscale_fields_are_one_line_naming_file_line_field(cli, write, fi
     assert len(lines) == 1 and f"{p}:8: " in lines[0] and needle in lines[0], res.stderr
 
 
+def test_an_autoscaler_max_below_the_replica_floor_is_refused(cli, write):
+    """autoscale.max under serving.min_replicas (autoscale.min's default) was a traceback from
+    the policy (found by make fuzz): one line, naming the block and the fix."""
+    p = write(YAML.replace("{field}", "{max: 1}"))
+    res = cli("advise", p)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().split("\n")
+    assert len(lines) == 1 and f"{p}:7: serving.autoscale: max 1 is below the pool's floor of 2" in lines[0]
+    res = cli("advise", p, "--set", "serving.min_replicas=1")
+    assert res.exit_code == 0, res.stderr
+
+
 def test_a_fixed_pool_and_an_autoscaler_together_are_refused(cli):
     res = cli("advise", "spam", "--set", "serving.replicas=4", "--set", "serving.autoscale={}")
     assert res.exit_code == 2 and "serving.autoscale: the autoscaler sizes the pool" in res.stderr
