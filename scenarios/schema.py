@@ -28,6 +28,7 @@ def _norm_ppf(p: float) -> float:
     return _NORMAL.inv_cdf(p)
 
 MAX_HORIZON_S = 366 * 86400.0
+MAX_TIMELINE_BATCHES = 20_000   # data batches the shifts/monitoring timeline follows (advisor.triggered)
 # Smallest meaningful values of durations that divide time into events or scale rates: below
 # them a value is a typo (5e-324) that would overflow a count of events or divide by ~zero.
 MIN_INTERVAL_S = 1.0          # data.batch_interval, architecture.retrain_every, model.training_window
@@ -535,6 +536,17 @@ class Scenario(Frozen):
         if tr is not None and tr.kind == "alert" and self.monitoring is None:
             raise ValueError("architecture.trigger: on: alert needs a `monitoring:` block (window and "
                              "alert_below or alert_drop)")
+        timeline = self.data.shifts is not None or self.monitoring is not None or arch.training == "triggered"
+        if timeline and self.horizon / self.data.batch_interval > MAX_TIMELINE_BATCHES:
+            # advisor.triggered follows every data batch in Python (about 0.6 ms each): beyond this
+            # the advice takes minutes and gigabytes (found by make fuzz: 3s batches over 90d)
+            raise ValueError(
+                f"data.batch_interval: {units.format_duration(self.data.batch_interval)} gives "
+                f"{self.horizon / self.data.batch_interval:,.0f} data batches over the "
+                f"{units.format_duration(self.horizon)} horizon; with data.shifts, monitoring or triggered "
+                f"training the advisor follows every batch and handles at most {MAX_TIMELINE_BATCHES:,} "
+                f"(batch_interval at least {units.format_duration(self.horizon / MAX_TIMELINE_BATCHES)} here, "
+                "or a shorter horizon)")
         if self.monitoring is not None and self.monitoring.window < self.data.batch_interval:
             raise ValueError(f"monitoring.window: {units.format_duration(self.monitoring.window)} is shorter "
                              f"than data.batch_interval ({units.format_duration(self.data.batch_interval)}); "
