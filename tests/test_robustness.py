@@ -90,7 +90,7 @@ def test_disk_full_while_writing_leaves_nothing(cli, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(files, "_write_all", enospc)
     out = tmp_path / "run"
-    line = _one_line_error(cli("simulate", "spam", "--horizon", "1m", "--set", "traffic.rate=5/s", "--out", out))
+    line = _one_line_error(cli("simulate", "spam", "--horizon", "1m", "--set", "traffic.rate=5/s", "--out", out, "-q"))
     assert "No space left" in line
     assert list(tmp_path.iterdir()) == []       # no run folder, no temporary sibling
     line = _one_line_error(cli("init", tmp_path / "s.yaml"))
