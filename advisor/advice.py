@@ -15,7 +15,7 @@ from scenarios.loader import with_overrides
 from .costs import Prediction, predict
 from .latency import provisioned_replicas
 from .provisioning import day_schedule, policy_for
-from .schedule import hit_ratio
+from .schedule import default_retrain_every_s, hit_ratio
 from .serving import ServingAdvice, advise_serving
 from .serving import SCORE_LEGEND as SERVING_LEGEND
 from .training import SCORE_LEGEND as TRAINING_LEGEND
@@ -59,7 +59,7 @@ def design_for(sc: Scenario, training: TrainingAdvice | None = None,
     mode = arch.training or training.mode
     every = None
     if mode == "periodic":
-        every = arch.retrain_every or training.retrain_every_s or sc.data.batch_interval
+        every = arch.retrain_every or training.retrain_every_s or default_retrain_every_s(sc)
     trig = {}
     if mode == "triggered":
         from .triggered import trigger_fields
@@ -222,7 +222,7 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
     # refresh lag still keeps that training schedule within the accuracy budget
     tr = _advise_training(sc, remedies=remedies)
     mode = arch.training or tr.mode
-    every = (arch.retrain_every or tr.retrain_every_s or sc.data.batch_interval) \
+    every = (arch.retrain_every or tr.retrain_every_s or default_retrain_every_s(sc)) \
         if mode == "periodic" else None
     sv = advise_serving(sc, *_serving_schedule(sc, mode, every))
     d = design_for(sc, tr, sv)

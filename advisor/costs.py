@@ -11,7 +11,7 @@ from scenarios.design import Design
 from scenarios.schema import Scenario
 
 from .latency import latency_quantile_s
-from .schedule import batch_predict_s, hit_ratio, period_s, table_keys, train_job_s, window_examples
+from .schedule import batch_predict_s, cycle_s, hit_ratio, period_s, table_keys, train_job_s, window_examples
 from .accuracy import loss_distribution, negative_loss_note
 from .staleness import age_range, fresh_accuracy, mean_age_and_accuracy
 
@@ -70,28 +70,31 @@ class Prediction:
         return out
 
 
-def _jobs_within(horizon_s: float, every_s: float, job_s: float) -> float:
-    """Jobs started at k·every_s (k >= 1, before the horizon) that finish by the horizon."""
+def _jobs_within(horizon_s: float, every_s: float, job_s: float, first_s: float | None = None) -> float:
+    """Jobs started at first_s + (k − 1)·every_s (k >= 1; first_s defaults to every_s, before
+    the horizon) that finish by the horizon."""
+    first = every_s if first_s is None else first_s
     if job_s <= 0:
-        return float(max(0, math.ceil(horizon_s / every_s - 1e-9) - 1))
-    return float(max(0, math.floor((horizon_s - job_s) / every_s + 1e-9)))
+        return float(max(0, math.ceil((horizon_s - first) / every_s - 1e-9)))
+    return float(max(0, math.floor((horizon_s - job_s - first) / every_s + 1 + 1e-9)))
 
 
 def retrains_per_horizon(sc: Scenario, d: Design) -> float:
-    """Retraining jobs that finish within the horizon (the initial model is a one-off)."""
+    """Retraining jobs that finish within the horizon (the initial model is a one-off); a job
+    longer than its period waits for the one before it (schedule.cycle_s)."""
     if d.training == "static":
         return 0.0
-    return _jobs_within(sc.horizon, period_s(sc, d), train_job_s(sc, d.training))
+    return _jobs_within(sc.horizon, cycle_s(sc, d), train_job_s(sc, d.training), period_s(sc, d))
 
 
 def table_refreshes_per_horizon(sc: Scenario, d: Design) -> float:
     """Table refreshes that finish within the horizon (the initial fill is a one-off); they
-    coalesce when a batch-prediction job is longer than the deployment period."""
+    coalesce when a batch-prediction job is longer than the deployment cycle."""
     if d.training == "static":
         return 0.0
     keys = table_keys(sc, d)
-    per = max(period_s(sc, d), batch_predict_s(sc, keys))
-    return _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys))
+    per = max(cycle_s(sc, d), batch_predict_s(sc, keys))
+    return _jobs_within(sc.horizon, per, train_job_s(sc, d.training) + batch_predict_s(sc, keys), period_s(sc, d))
 
 
 def initial_job_s(sc: Scenario) -> float:
@@ -167,7 +170,7 @@ def _predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -
     # the expected loss is reported as computed, never clamped at 0 (a note says why it is negative)
     loss = fresh - served
     dist = loss_distribution(sc, loss)
-    note = negative_loss_note(loss, sc)
+    notes = tuple(n for n in (negative_loss_note(loss, sc), _back_to_back_note(sc, d)) if n)
     return Prediction(
         latency_p99_ms=p99 * 1e3, cache_hit_ratio=hit, table_bytes=table_b,
         storage_usd_per_month=storage_usd, compute_usd_per_month=compute,
@@ -185,7 +188,20 @@ def _predict(sc: Scenario, d: Design, planning_horizon_s: float | None = None) -
         accuracy_loss_sd=dist["sd"], accuracy_loss_band90=tuple(dist["band90"]),
         accuracy_confidence=dist["confidence"], accuracy_loss_at_confidence=dist["at_confidence"],
         accuracy_budget_met_at_confidence=dist["at_confidence"] <= sc.slo.max_accuracy_loss * (1 + 1e-9),
-        notes=(note,) if note else ())
+        notes=notes)
+
+
+def _back_to_back_note(sc: Scenario, d: Design) -> str | None:
+    """A schedule whose training job outlasts its period: jobs queue and run back to back."""
+    if d.training not in ("periodic", "continuous"):
+        return None
+    job, per = train_job_s(sc, d.training), period_s(sc, d)
+    if job <= per * (1 + 1e-9):
+        return None
+    from scenarios.units import format_duration
+    return (f"a training job takes {format_duration(job)}, longer than the {format_duration(per)} between "
+            f"scheduled starts: jobs wait for the one before them and run back to back, one deployment "
+            f"every {format_duration(job)}")
 
 
 def _failure_figures(sc: Scenario, hit: float, replicas: int) -> dict:

@@ -34,35 +34,43 @@ TABLE_MAX = 4096           # staffing-table entries; beyond, the last entry's ut
 P_SLO = 0.99
 
 
-def _slo_cdf_ok(sc: Scenario, hit: float, c: int, lam_miss: float, pts: np.ndarray) -> bool:
-    """Whether the request mixture meets the p99 SLO at miss rate lam_miss with c replicas:
-    hit·F_lookup(SLO) + miss·F_response(SLO) >= 0.99 (the same criterion as
-    advisor.latency.replicas_for_slo, read at the SLO instead of by bisection)."""
+def _slo_margin(sc: Scenario, hit: float, c: int, lam_miss: float, pts: np.ndarray) -> float:
+    """hit·F_lookup(SLO) + miss·F_response(SLO) − 0.99 at miss rate lam_miss with c replicas:
+    ≥ 0 when the request mixture meets the p99 SLO (the criterion of
+    advisor.latency.replicas_for_slo, read at the SLO instead of by bisection); continuous and
+    falling in the rate, −0.99 (nothing answers in time) once the pool is unstable."""
     inf = sc.model.inference_time
     slo = sc.slo.latency_p99
     miss = 1.0 - hit
     if lam_miss * inf.mean_s >= c:
-        return False
+        return -P_SLO
     f = hit * float(sc.serving.lookup_time.cdf(slo))
     f += miss * theory.response_cdf(slo, pts, lam_miss, inf.mean_s, cs2(inf), c)
-    return f >= P_SLO
+    return f - P_SLO
+
+
+def _slo_cdf_ok(sc: Scenario, hit: float, c: int, lam_miss: float, pts: np.ndarray) -> bool:
+    """Whether the request mixture meets the p99 SLO at miss rate lam_miss with c replicas."""
+    return _slo_margin(sc, hit, c, lam_miss, pts) >= 0.0
 
 
 def max_load_erlangs(sc: Scenario, hit: float, c: int, pts: np.ndarray | None = None) -> float:
-    """The highest offered load λ_miss·E[S] (Erlangs) c replicas serve within the SLO, by
-    bisection on the rate (the response CDF falls as the rate grows); 0 if none."""
+    """The highest offered load λ_miss·E[S] (Erlangs) c replicas serve within the SLO, to a
+    relative 1e-10 (0 if none): the root of the SLO margin, which falls as the rate grows, by
+    Brent's method (about 10 response-CDF evaluations where bisection took 40; each can be an
+    exact M/D/c chain solve)."""
+    from scipy.optimize import brentq
     es = sc.model.inference_time.mean_s
     pts = _service_points(sc.model.inference_time) if pts is None else pts
-    lo, hi = 0.0, c / es
+    hi = c / es
     if not _slo_cdf_ok(sc, hit, c, 1e-12 / es, pts):
         return 0.0
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        if _slo_cdf_ok(sc, hit, c, mid, pts):
-            lo = mid
-        else:
-            hi = mid
-    return lo * es
+    g = lambda lam: _slo_margin(sc, hit, c, lam, pts)   # noqa: E731
+    root = brentq(g, 1e-12 / es, hi, xtol=1e-10 * hi, rtol=1e-12)
+    # the largest rate known to meet the SLO: Brent's last iterate may sit just past the root
+    while root > 0 and g(root) < 0:
+        root -= 1e-10 * hi
+    return max(root, 0.0) * es
 
 
 def lag_growth(sc: Scenario) -> float:

@@ -44,6 +44,25 @@ def period_s(sc: Scenario, d: Design) -> float:
     return float(d.retrain_every_s)
 
 
+def cycle_s(sc: Scenario, d: Design) -> float:
+    """Time between deployments once the schedule runs: the period, or the training job when
+    it is longer. Jobs queue behind the running one (one training pipeline, as the simulator
+    runs them), so jobs longer than the period run back to back; the first starts one period
+    in (period_s)."""
+    per = period_s(sc, d)
+    if d.training == "static":
+        return per
+    return max(per, train_job_s(sc, d.training))
+
+
+def default_retrain_every_s(sc: Scenario) -> float:
+    """The period of a periodic design when neither the scenario nor the advice gives one:
+    the shortest multiple of the batch interval that fits one training job."""
+    import math
+    B = sc.data.batch_interval
+    return B * max(1, math.ceil(train_job_s(sc, "periodic") / B - 1e-9))
+
+
 def lag_s(sc: Scenario, mode: str) -> float:
     """D: model age at deployment = label delay + training job (the data ends when its labels are in)."""
     return sc.data.label_delay + train_job_s(sc, mode)

@@ -8,7 +8,7 @@ from scenarios.design import Design
 from scenarios.schema import Scenario
 
 from . import theory
-from .schedule import batch_predict_s, lag_s, period_s, table_keys, train_job_s, window_examples
+from .schedule import batch_predict_s, cycle_s, lag_s, period_s, table_keys, train_job_s, window_examples
 
 
 def _acc_kw(sc: Scenario) -> dict:
@@ -27,7 +27,7 @@ def age_range(sc: Scenario, d: Design, table: bool) -> tuple[float, float]:
 
     Table rows were written by the model live when the refresh started, so a hit adds the
     batch-prediction time; a refresh longer than the period runs back to back."""
-    lag, per = lag_s(sc, d.training), period_s(sc, d)
+    lag, per = lag_s(sc, d.training), cycle_s(sc, d)
     if d.training == "static":
         return lag, lag + per  # the table is filled before t = 0 with the initial model
     if table:
@@ -44,13 +44,16 @@ def age_profile(sc: Scenario, d: Design, table: bool) -> tuple[np.ndarray, np.nd
     """(model age at time t, request weight of t) on a grid over [0, horizon).
 
     Ages follow the schedule exactly: the initial model's data end at −(label delay + job);
-    the job started at k·T deploys at k·T + job with data ending at k·T − label delay; a table
-    refresh adds the batch-prediction time (back to back when longer than T). Weights are
-    the diurnal rate, so the averages are per request, as the simulator measures them."""
+    the k-th job starts at s_k = T + (k − 1)·C (C = max(T, job): a job longer than the period
+    T waits for the one before it) and deploys at s_k + job with data ending at
+    s_k − label delay (the last batch in by s_k, when a job waited); a table refresh adds the batch-prediction time (back to back when longer
+    than C). Weights are the diurnal rate, so the averages are per request, as the simulator
+    measures them."""
     H = sc.horizon
     L = sc.data.label_delay
     job = train_job_s(sc, d.training)
-    per = period_s(sc, d)
+    per = cycle_s(sc, d)
+    offset = period_s(sc, d) - per     # s_k = k·C + offset (0 unless a job outlasts its period)
     bp = batch_predict_s(sc, table_keys(sc, d)) if table else 0.0
     n = int(min(AGE_GRID_MAX, max(AGE_GRID_MIN, 20 * H / max(per, 1.0))))
     t = (np.arange(n) + 0.5) * (H / n)
@@ -59,8 +62,13 @@ def age_profile(sc: Scenario, d: Design, table: bool) -> tuple[np.ndarray, np.nd
     else:
         cycle = max(per, bp) if table else per
         lag = job + bp
-        k = np.floor((t - lag) / cycle)
-        end = np.where(k >= 1, k * cycle - L, -L - job)
+        k = np.floor((t - lag - offset) / cycle)
+        start = k * cycle + offset
+        if offset:
+            # a queued job starts between batches: it trains on the batches in by then
+            B = sc.data.batch_interval
+            start = B * np.floor(start / B + 1e-9)
+        end = np.where(k >= 1, start - L, -L - job)
         age = t - end
     tr = sc.traffic
     w = 1.0 + tr.diurnal_amplitude * np.sin(2 * np.pi * t / 86400.0)

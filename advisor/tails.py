@@ -61,33 +61,75 @@ def mdc_states(a: float, c: int) -> int:
     return int(min(10**12, c + 6 * math.sqrt(a + 1) + math.log(1 / STATE_TAIL) / decay + 20))
 
 
+PMF_TAIL = 1e-20         # Poisson mass left out of a row of the chain (beyond its band)
+
+
 @lru_cache(maxsize=4096)
 def mdc_queue_probs(a: float, c: int) -> np.ndarray:
     """q_j = P((N − c)⁺ = j), j = 0, 1, …, for the M/D/c queue with offered load a = λD < c:
     the stationary law of N(t + D) = (N(t) − c)⁺ + Poisson(a), solved directly on a
-    truncation that leaves out at most ~STATE_TAIL of the mass (at most MAX_STATES states)."""
+    truncation that leaves out at most ~STATE_TAIL of the mass (at most MAX_STATES states).
+
+    The balance equations π = πP are banded: from n the chain moves to (n − c)⁺ + A, and A
+    stays below W (Poisson mass beyond W < PMF_TAIL), so P[n, m] ≠ 0 only for
+    −c ≤ m − n ≤ W. They are solved as a banded system (LAPACK gbsv, O(K·W·(W + c)) instead of
+    the dense O(K³)) with one unknown fixed at 1 (π_r, r the Poisson mode: its equation is
+    implied by the others, P being stochastic) and then normalised."""
     if not 0 <= a < c:
         raise ValueError(f"M/D/c needs a = λD < c (got a = {a}, c = {c})")
     K = mdc_states(a, c)
     if K > MAX_STATES:
         raise OverflowError(f"M/D/c chain of {K} states (c = {c}, a = {a:.6g}) exceeds {MAX_STATES}")
     from scipy import linalg
-    n = np.arange(K)
-    base = np.maximum(n - c, 0)
-    # transition matrix P[n, m] = Poisson_a(m − base[n]); mass beyond K − 1 lumped into K − 1
     pmf = _poisson_pmf(a, np.arange(K))
     sf = np.maximum(0.0, 1.0 - np.cumsum(pmf))
-    shift = n[None, :] - base[:, None]                  # m − base[n]
-    P = np.where(shift >= 0, pmf[np.clip(shift, 0, K - 1)], 0.0)
-    P[:, K - 1] += sf[K - 1 - base]
-    A = P.T - np.eye(K)
-    A[-1, :] = 1.0
-    rhs = np.zeros(K)
-    rhs[-1] = 1.0
-    pi = linalg.solve(A, rhs)
+    W = int(min(K - 1, np.searchsorted(-(sf + pmf), -PMF_TAIL)))    # last A with mass ≥ PMF_TAIL
+    base = np.maximum(np.arange(K) - c, 0)
+    # A = Pᵀ − I in LAPACK band storage: ab[u + m − n, n] = A[m, n], u = c upper, W lower diagonals
+    lo, up = W, c
+    n = np.arange(K)[None, :]
+    w = np.arange(W + 1)[:, None]
+    m = base[None, :] + w                                           # state reached with A = w
+    ok = m < K
+    ab = np.zeros((lo + up + 1, K))
+    rows = up + w - np.minimum(n, c)                                # up + m − n
+    ab[rows[ok], np.broadcast_to(n, ok.shape)[ok]] = np.broadcast_to(pmf[:W + 1, None], ok.shape)[ok]
+    last = base + W >= K - 1                                        # columns whose band reaches K − 1
+    ab[up + K - 1 - np.arange(K)[last], np.arange(K)[last]] += sf[K - 1 - base[last]]   # lumped tail
+    ab[up, :] -= 1.0
+    r = int(min(K - 1, math.floor(a)))
+    rhs = -_band_column(ab, up, r, K)                  # π_r = 1 moved to the right-hand side
+    keep = np.r_[0:r, r + 1:K]
+    ab_r = _band_drop(ab, up, r)
+    x = linalg.solve_banded((lo, up), ab_r, rhs[keep], check_finite=False)
+    pi = np.empty(K)
+    pi[keep], pi[r] = x, 1.0
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
     return np.concatenate([[pi[: c + 1].sum()], pi[c + 1:]])
+
+
+def _band_column(ab: np.ndarray, up: int, n: int, K: int) -> np.ndarray:
+    """Column n of the full matrix stored in band form ab (up upper diagonals)."""
+    col = np.zeros(K)
+    rows = np.arange(max(0, n - up), min(K, n + ab.shape[0] - up))
+    col[rows] = ab[up + rows - n, n]
+    return col
+
+
+def _band_drop(ab: np.ndarray, up: int, r: int) -> np.ndarray:
+    """Band storage of the matrix without row r and column r (the bandwidths do not grow:
+    dropping the same index from rows and columns moves entries towards the diagonal)."""
+    nb, K = ab.shape
+    j_new = np.arange(K - 1)[None, :]
+    d_new = np.arange(nb)[:, None] - up                              # i' − j'
+    i_new = j_new + d_new
+    i = i_new + (i_new >= r)
+    j = j_new + (j_new >= r)
+    d = i - j
+    ok = (i_new >= 0) & (i_new < K - 1) & (d >= -up) & (d <= nb - 1 - up)
+    jj = np.broadcast_to(j, ok.shape)
+    return np.where(ok, ab[np.where(ok, up + d, 0), jj], 0.0)
 
 
 def mdc_wait_cdf(t_s, lam_per_s: float, d_s: float, c: int) -> np.ndarray:
