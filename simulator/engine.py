@@ -354,8 +354,11 @@ class Simulation:
         return self.learner.fit(window, version, trained_at_s, getattr(self, "live", None))
 
     def _window(self, now_s: float) -> list[Stats]:
+        """The training window at now_s: data of the last training_window before the labels
+        now in (now − label delay), a straddling batch counted by its share (Stats.since), so
+        that a job's examples are velocity × window, as the advisor counts them."""
         lo = now_s - self.sc.data.label_delay - self.sc.model.training_window
-        return [s for s in self.store if s.data_end_s > lo + 1e-9]
+        return [s.since(lo) for s in self.store if s.data_end_s > lo + 1e-9]
 
     def _accept_or_quarantine(self, b: Batch, count: bool = True) -> bool:
         # history before t = 0 is the reference itself (it predates every fault): not re-validated
@@ -648,8 +651,8 @@ class Simulation:
         table_b = (dp.table.keys if dp.table is not None else 0) * sc.model.prediction_bytes
         # training data kept: one window back from the newest validated data
         newest = max((s.data_end_s for s in self.store), default=0.0)
-        data_nominal = sum(s.nominal for s in self.store
-                           if s.data_end_s > newest - sc.model.training_window + 1e-9)
+        lo = newest - sc.model.training_window
+        data_nominal = sum(s.since(lo).nominal for s in self.store if s.data_end_s > lo + 1e-9)
         data_b = data_nominal * example_bytes(sc.data.features)
         mb = self.live.nbytes          # the model it deployed, as stored
         storage_month = (table_b / 1e9 * sc.costs.table_storage_per_gb_month

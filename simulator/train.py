@@ -50,6 +50,18 @@ class Stats:
         return Stats(batch.data_start_s, batch.data_end_s, w * x.shape[0], batch.nominal_rows,
                      w * x.sum(0), w * (x.T @ x), w * float(y.sum()), w * (x.T @ y), *kept)
 
+    def since(self, lo_s: float) -> "Stats":
+        """The part of this batch's data after lo_s: its examples are spread evenly over
+        [data_start_s, data_end_s), so a batch that straddles a window's start counts the
+        window's share f of its examples (every sum and count scaled by f; kept rows stand for
+        n / len(y) examples, so they follow). The whole batch when it starts after lo_s."""
+        span = self.data_end_s - self.data_start_s
+        if lo_s <= self.data_start_s + 1e-9 or span <= 0:
+            return self
+        f = max(0.0, (self.data_end_s - lo_s) / span)
+        return Stats(lo_s, self.data_end_s, f * self.n, f * self.nominal, f * self.sum_x, f * self.sum_xx,
+                     f * self.sum_y, f * self.sum_xy, self.x, self.y)
+
 
 @dataclass(frozen=True)
 class Model:

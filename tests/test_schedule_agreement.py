@@ -40,9 +40,13 @@ def test_jobs_longer_than_the_period_run_back_to_back_on_both_sides():
     # back to back: one job apart, the first a period plus a job in (to the job time's 1%)
     assert np.diff(deploys) == pytest.approx([job, job], rel=0.01)
     assert deploys[0] == pytest.approx(1800 + job, rel=0.01)
-    # billed job time: the simulator's job reads whole batches' nominal rows; same law
+    # billed job time and data kept: the simulator's window counts a straddling batch by its
+    # share (Stats.since), so both sides train on and store velocity × window examples
     assert m["cost_usd"]["recurring_usd_per_month"]["retraining"] == pytest.approx(
-        p.recurring_usd_per_month["retraining"], rel=0.01)
+        p.recurring_usd_per_month["retraining"], rel=1e-9)
+    assert m["storage"]["data_bytes"] == pytest.approx(p.data_bytes, rel=1e-9)
+    assert m["cost_usd"]["one_off_usd"]["initial_training"] == pytest.approx(
+        p.one_off_usd["initial_training"], rel=1e-9)
     # mean model age over 108k requests (sd of the mean ~15 s: the age's sd / sqrt(n));
     # 1% ≈ 9 sd. Ages one period apart (the old schedule) differ by ~10%
     assert m["staleness"]["model_age_s"]["mean"] == pytest.approx(p.mean_model_age_s, rel=0.01)
