@@ -307,8 +307,11 @@ def random_table(console: Console, agreement: dict) -> None:
         tab.add_row(*row)
     console.print(tab)
     v = summ["validation"]
-    console.print(f"clean batches quarantined: {v['false_alarms']} of {v['clean_batches']}; "
-                  f"runs with a negative loss: {summ['negative_loss_runs']}")
+    rate = f" ({v['rate']:.2%}; stated at most {v['stated_rate_any_check']:.2%})" if v.get("rate") is not None else ""
+    console.print(f"clean batches quarantined: {v['false_alarms']} of {v['clean_batches']}{rate}; "
+                  f"runs with a negative loss: {summ['negative_loss_runs']} "
+                  f"({summ['negative_loss_outside_band_runs']} below the predicted 90% band); cost lines over the "
+                  f"{summ['runs'] - summ['runs_with_false_alarms']} runs without a false alarm")
 
 
 def capacity_table(console: Console, cap: dict) -> None:

@@ -369,6 +369,44 @@ def test_random_check_compares_every_cost_line_and_summarises(cli, monkeypatch):
     s = doc["summary"]
     assert s["runs"] == 1 and "slo_holds_where_claimed" in s["claims"]
     assert s["errors"]["cost:recurring_usd_per_month.serving"]["max"] < 1e-9   # replicas × month, both sides
+    # one definition of every cost line on both sides (issue 11): this run has no false alarm,
+    # so every line and byte count agrees to rounding (the data by window, not by whole batch)
+    assert s["runs_with_false_alarms"] == 0
+    for k, d in s["errors"].items():
+        if k.startswith(("cost:", "bytes:")):
+            assert d["max"] < 1e-9, k
+    assert s["claims"]["loss_seed_mean_within_max_10pct_2se"]["runs"] == 1
+
+
+def _row(scenario, loss_sim, loss_pred=0.01, sd=0.004, false_alarms=0, clean=10):
+    return {"scenario": scenario, "loss_sim": loss_sim, "loss_pred": loss_pred, "loss_sd_run": sd,
+            "false_alarms": false_alarms, "clean_batches": clean, "p99_rel": 0.0, "hit_abs": 0.0,
+            "age_rel": 0.0, "cost:x": 0.0, "slo_holds": True, "slo_claimed": True, "budget_holds": True,
+            "budget_claimed": True, "loss_in_band": True, "negative_loss": loss_sim < 0,
+            "negative_loss_outside_band": False}
+
+
+def test_seed_mean_check_uses_the_predicted_standard_error():
+    # 4 seeds with sd 0.004 each: SE = 0.002, tolerance max(0.001, 0.004) = 0.004 around 0.01
+    ok = [_row(0, v) for v in (0.012, 0.013, 0.014, 0.013)]        # mean 0.013: |0.003| ≤ 0.004
+    bad = [_row(1, v) for v in (0.016, 0.015, 0.015, 0.014)]       # mean 0.015: |0.005| > 0.004
+    tight = [_row(2, v, sd=0.0) for v in (0.0109, 0.0109)]         # SE 0: within 10% of 0.01
+    m = {x["scenario"]: x for x in randomcheck.seed_means(ok + bad + tight)}
+    assert m[0]["se"] == pytest.approx(0.002) and m[0]["tolerance"] == pytest.approx(0.004)
+    assert m[0]["holds"] and not m[1]["holds"] and m[2]["holds"]
+
+
+def test_false_alarms_are_judged_against_the_stated_rate_and_cost_lines_skip_those_runs():
+    # stated: 1 − 0.995³ = 1.49% per clean batch; 2000 batches: allowed 1.49% + 3 × 0.27%
+    rows = [_row(i, 0.01, clean=100, false_alarms=(1 if i < 20 else 0)) for i in range(20 + 180)]
+    rows[0]["cost:x"] = 0.5            # a run with a false alarm: its cost error is not counted
+    s = randomcheck.summarise(rows)
+    v = s["validation"]
+    assert v["stated_rate_any_check"] == pytest.approx(1 - 0.995 ** 3)
+    assert v["rate"] == pytest.approx(20 / 20000) and v["within_stated_rate"]
+    assert s["runs_with_false_alarms"] == 20 and s["errors"]["cost:x"]["max"] == 0.0
+    worse = [_row(i, 0.01, clean=100, false_alarms=3) for i in range(200)]   # 3%: beyond
+    assert not randomcheck.summarise(worse)["validation"]["within_stated_rate"]
 
 
 def test_huge_mdc_chains_fall_back_to_allen_cunneen_without_a_dense_solve():
