@@ -246,13 +246,14 @@ def advise(sc: Scenario, remedies: bool = True) -> Advice:
         sv = dataclasses.replace(sv, slo_met=False, feasible=False, binding=binding, remedies=fixes,
                                  reasons=reasons)
     budget = sc.slo.max_accuracy_loss
-    if pred.accuracy_loss > budget * (1 + 1e-9) and tr.budget_met:
+    if pred.accuracy_loss_at_confidence > budget * (1 + 1e-9) and tr.budget_met:
         # the schedule alone meets the budget, but the design that runs also serves from a
         # table whose rows are older by a batch-prediction job
         reasons = list(tr.reasons) + [
             f"The design that runs answers {pred.cache_hit_ratio:.0%} of requests from a table whose rows "
             f"are one {pred.batch_predict_s / 3600:.3g} h batch-prediction job older than the model: the loss "
-            f"is {pred.accuracy_loss:.2%}, above the {budget:.2%} budget (serving.batch_workers)."]
+            f"is {pred.accuracy_loss:.2%} ({pred.accuracy_loss_at_confidence:.2%} at "
+            f"{pred.accuracy_confidence:.0%} confidence), above the {budget:.2%} budget (serving.batch_workers)."]
         fixes = _table_remedies(sc, pred) if remedies else []
         if fixes:
             reasons.append(remedies_sentence("makes the budget met", fixes))
@@ -323,12 +324,13 @@ def _table_remedies(sc: Scenario, p: Prediction) -> list[dict]:
         if alt.training.budget_met:
             out.append({"set": ch, "effect": f"{workers} batch-prediction vCPUs refresh the table {k}x sooner"})
             break
-    need = math.ceil(p.accuracy_loss * 1000 + 1e-9) / 1000
+    need = math.ceil(p.accuracy_loss_at_confidence * 1000 + 1e-9) / 1000
     if need < 0.5:
         ch = f"slo.max_accuracy_loss={need:.3f}"
         try:
             if advise(with_overrides(sc, [ch]), remedies=False).training.budget_met:
-                out.append({"set": ch, "effect": f"accept the {p.accuracy_loss:.2%} loss of the design as given"})
+                out.append({"set": ch, "effect": f"accept the {p.accuracy_loss_at_confidence:.2%} loss "
+                                                 f"({p.accuracy_confidence:.0%} confidence) of the design as given"})
         except ScenarioError:
             pass
     return out

@@ -99,8 +99,8 @@ def _serving_option(sc: Scenario, kind: str, keys: int, training: str, every: fl
         # to refresh quickly costs accuracy, and must not break the accuracy budget
         bp = batch_predict_s(sc, keys)
         budget = sc.slo.max_accuracy_loss
-        base = _training_option(sc, training, every).accuracy_loss
-        with_table = _training_option(sc, training, every, keys).accuracy_loss
+        base = _training_option(sc, training, every).decision_loss       # at slo.accuracy_confidence
+        with_table = _training_option(sc, training, every, keys).decision_loss
         if with_table > budget and base <= budget:
             feasible, why = False, (f"filling its table takes {format_duration(bp)}, so rows are old "
                                     f"enough to lose {with_table:.2%} accuracy (budget {budget:.2%})")
