@@ -66,6 +66,26 @@ def test_zipf_head_chi_square(n, s):
     assert chi.pvalue > 1e-3  # a correct sampler fails this 1 time in 1000
 
 
+@pytest.mark.parametrize("s", [1.018, 1.1])
+def test_unbounded_zipf_tail_beyond_the_largest_key_is_spread_not_folded(s):
+    # an unbounded law with s near 1 has much of its mass at ranks beyond uint64's range
+    # (P(rank > x) ≈ x^(1−s)/((s−1)ζ(s)): 46% beyond 9e18 at s = 1.018). Those requests must be
+    # (almost surely) distinct keys; folded onto one key, it became the law's top key
+    from scipy import special
+    from simulator.traffic import MAX_KEY
+    draws = 400_000
+    k = ZipfSampler(math.inf, s).sample(np.random.default_rng(5), draws)
+    tail = k[k > np.uint64(MAX_KEY)]
+    p_tail = MAX_KEY ** (1 - s) / ((s - 1) * special.zeta(s))       # integral bound, ±~1e-10 here
+    assert abs(tail.size / draws - p_tail) < 4 * math.sqrt(p_tail * (1 - p_tail) / draws)
+    assert np.unique(tail).size == tail.size
+    # the most requested key is rank 1 with its law share 1/ζ(s) (binomial, 4 sigma)
+    vals, counts = np.unique(k, return_counts=True)
+    assert vals[np.argmax(counts)] == 1
+    p1 = 1 / special.zeta(s)
+    assert abs(counts.max() / draws - p1) < 4 * math.sqrt(p1 * (1 - p1) / draws)
+
+
 @pytest.mark.parametrize("n,s,k", [(10**6, 0.9, 1000), (10**12, 1.1, 10**5), (10**18, 1.05, 10**6)])
 def test_zipf_coverage_matches_theory(n, s, k):
     rng = np.random.default_rng(4)
