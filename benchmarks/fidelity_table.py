@@ -3,6 +3,9 @@ error, tolerance, false-failure rate and detectable bias (issue: tolerances with
 
     mlarch selfcheck --json -q > selfcheck.json
     python benchmarks/fidelity_table.py selfcheck.json > table.md
+
+With `--random N` in that run (or a file holding only the `random` document, as
+`mlarch.randomcheck.run` returns it), also the random-scenario table of docs/fidelity.md.
 """
 from __future__ import annotations
 
@@ -32,6 +35,30 @@ def table(doc: dict) -> str:
     return "\n".join(rows)
 
 
+def random_table(agreement: dict) -> str:
+    """The random-scenario summary (mlarch/randomcheck.py) as a Markdown table and notes."""
+    from mlarch.randomcheck import table as rows_of
+    s = agreement["summary"]
+    out = ["| metric / claim | runs | median abs. error (claims: share holding) | p90 | max |",
+           "|---|---|---|---|---|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows_of(s)]
+    v = s["validation"]
+    out.append("")
+    out.append(f"Clean batches quarantined: {v['false_alarms']} of {v['clean_batches']} ({v['rate']:.2%}; stated at "
+               f"most {v['stated_rate_any_check']:.2%} for the three statistical checks together). Runs with a "
+               f"false alarm: {s['runs_with_false_alarms']} of {s['runs']} (cost lines above are over the others). "
+               f"Runs with a negative loss: {s['negative_loss_runs']}, of which below the predicted 90% band: "
+               f"{s['negative_loss_outside_band_runs']}.")
+    for sk in s.get("skipped", []):
+        out.append(f"Scenario {sk['scenario']} not simulated: {sk['reason']}")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
-        print(table(json.load(f)))
+        doc = json.load(f)
+    if "checks" in doc:
+        print(table(doc))
+    if "random" in doc or "summary" in doc:
+        print()
+        print(random_table(doc.get("random", doc)))

@@ -101,7 +101,7 @@ def run(n: int, seeds: int = 2, seed: int = 1, request_budget: float = REQUEST_B
     from simulator.engine import TooLarge
 
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, skipped = [], []
     for i in range(n):
         overrides, sc = draw(rng)
         adv = advise(sc, remedies=False)
@@ -112,8 +112,11 @@ def run(n: int, seeds: int = 2, seed: int = 1, request_budget: float = REQUEST_B
                 progress(f"scenario {i + 1}/{n}, seed {k + 1}", (i * seeds + k) / (n * seeds))
             try:
                 m = simulate(sc, design, seed=seed * 1000 + i * 10 + k, request_budget=request_budget).metrics
-            except TooLarge:
-                continue
+            except TooLarge as e:
+                # the simulator refuses it (e.g. a static table of 1e11 keys): said, not hidden
+                if k == 0:
+                    skipped.append({"scenario": i, "overrides": overrides, "reason": str(e)})
+                break
             row = {"scenario": i, "seed": k, "overrides": overrides,
                    "training": design.training, "serving": design.serving, "replicas": design.replicas,
                    "requests": m["requests"]}
@@ -152,7 +155,9 @@ def run(n: int, seeds: int = 2, seed: int = 1, request_budget: float = REQUEST_B
             rows.append(row)
     if progress:
         progress("done", 1.0)
-    return {"rows": rows, "summary": summarise(rows)}
+    summary = summarise(rows)
+    summary["scenarios"], summary["skipped"] = n, skipped
+    return {"rows": rows, "summary": summary}
 
 
 def band90(mean: float, sd: float) -> tuple[float, float]:

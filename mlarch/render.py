@@ -312,6 +312,8 @@ def random_table(console: Console, agreement: dict) -> None:
                   f"runs with a negative loss: {summ['negative_loss_runs']} "
                   f"({summ['negative_loss_outside_band_runs']} below the predicted 90% band); cost lines over the "
                   f"{summ['runs'] - summ['runs_with_false_alarms']} runs without a false alarm")
+    for sk in summ.get("skipped", []):
+        console.print(f"scenario {sk['scenario'] + 1} not simulated: {sk['reason']}")
 
 
 def capacity_table(console: Console, cap: dict) -> None:

@@ -32,7 +32,6 @@ from .window import CHUNK_REQUESTS, DataPlane
 HOLDOUT_SHARE = 0.2
 REFERENCE_ROWS = 50_000          # history rows the validation reference is inferred from
 MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
-MAX_TABLE_KEYS = 200_000_000   # 200 MB of predictions, about a minute per fill
 # The control plane's budget. Work other than serving requests (data batches generated,
 # validated and summarised, training fits, table fills, data-plane windows) is estimated
 # from counts before the run and refused above this many seconds or bytes, so an accepted
@@ -108,7 +107,8 @@ def control_cost(sc: Scenario, design: Design, horizon_s: float, recorded_s: flo
     terms = {
         "data batches": (hist + run) * S_PER_BATCH + rows * ((f + 3) * S_PER_ROW_VALUE + f * f * S_PER_GRAM_FLOP),
         "training fits": jobs * min(in_window, hist + run) * (S_PER_FIT_STAT + f * f * S_PER_GRAM_FLOP),
-        "table fills": fills * keys * f * S_PER_KEY_FILL,
+        # rows are computed as requests read them (serve.Table): at most one new row per request
+        "table fills": min(fills * keys, requests) * f * S_PER_KEY_FILL,
         "data-plane windows": windows * S_PER_WINDOW,
     }
     stats_held = min(hist + run, max(hist, in_window))
@@ -148,11 +148,6 @@ def check_size(sc: Scenario, design: Design, horizon_s: float, recorded_s: float
     if n > MAX_REQUESTS:
         raise TooLarge(f"the run would simulate about {n:.2g} requests (~{n / 2e6 / 3600:,.0f} h at 2M "
                        f"requests/s); shorten the horizon or lower traffic.rate (limit {MAX_REQUESTS:.0g})")
-    keys = (sc.traffic.cardinality if design.serving == "static"
-            else design.cache_top_k if design.serving == "hybrid" else 0) or 0
-    if keys > MAX_TABLE_KEYS:
-        raise TooLarge(f"the design precomputes {keys:.3g} keys; the simulator fills real tables of at most "
-                       f"{MAX_TABLE_KEYS:.0g} rows (use a smaller cardinality or cache_top_k to simulate)")
     c = control_cost(sc, design, horizon_s, recorded_s)
     if c["bytes"] > MAX_CONTROL_BYTES:
         raise TooLarge(f"the run would hold about {format_bytes(c['bytes'])} of training-data summaries "

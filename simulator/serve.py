@@ -21,6 +21,7 @@ from .traffic import KeyFeatures
 from .train import Model
 
 BATCH_CHUNK_KEYS = 1 << 20
+DENSE_TABLE_KEYS = 200_000_000   # beyond, a Table keeps no rows (200 MB of int8 predictions)
 
 
 class Table:
@@ -37,10 +38,18 @@ class Table:
         self.model = model
         self.features = features
         self.ready_at_s = ready_at_s
+        if keys > DENSE_TABLE_KEYS:
+            # a table too large for a row array (a static design over 1e10 keys): every read
+            # scores its key with the filling model through the key-feature tables' projections
+            # (Scorer: the same prediction up to float rounding of exact ties)
+            self._rows, self._scorer = None, Scorer(model, features)
+            return
         # 0 = not computed yet, else the ±1 prediction; zeroed pages are only touched when read
         self._rows = np.zeros(keys, dtype=np.int8)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
+        if self._rows is None:
+            return self._scorer.predict(*self.features.index(keys))
         idx = keys.astype(np.int64) - 1
         out = self._rows[idx]
         todo = out == 0

@@ -169,6 +169,22 @@ def test_table_rows_computed_when_read_equal_a_full_batch_prediction():
     np.testing.assert_array_equal(table.lookup(edge), full[edge.astype(np.int64) - 1])
 
 
+def test_a_table_too_large_for_rows_scores_each_read_with_the_filling_model():
+    # a static design over 1e11 keys (refused before as too large): no row array, every read is
+    # the filling model's prediction for that key (materialised features, up to exact ties)
+    from simulator.serve import DENSE_TABLE_KEYS, Table
+    sim = Simulation(small(), Design("static", None, "dynamic", None, 2), 1, 3600.0)
+    sim._bootstrap()
+    k = 10**11
+    assert k > DENSE_TABLE_KEYS
+    table = Table(k, sim.live, sim.features, 0.0)
+    assert table._rows is None
+    keys = np.random.default_rng(4).integers(1, k + 1, 100_000).astype(np.uint64)
+    x = sim.features.features(keys)
+    clear = np.abs(sim.live.decision_function(x)) > 1e-9
+    np.testing.assert_array_equal(table.lookup(keys)[clear], sim.live.predict(x)[clear])
+
+
 def test_true_labels_fast_path_is_exact():
     sim = Simulation(small("data.concept_half_life=1h"), Design("static", None, "dynamic", None, 2), 2, 3600.0)
     rng = np.random.default_rng(2)
@@ -335,8 +351,20 @@ def test_requests_no_path_can_answer_are_counted_as_fallbacks():
     assert m["fallback_requests"] == round(m["requests"] * (1 - m["cache_hit_ratio"]))
 
 
-@pytest.mark.parametrize("sets,expect", [(["traffic.rate=1e7/s", "horizon=300d"], "requests"),
-                                         (["traffic.cardinality=1e12", "architecture.serving=static"], "keys")])
+def test_a_static_table_of_1e12_keys_simulates_and_bills_every_key(cli):
+    # refused as too large until tables computed their rows as read
+    res = cli("simulate", "ad-conversion", "--horizon", "10m", "--set", "traffic.cardinality=1e12",
+              "--set", "architecture.serving=static", "--json", "-q")
+    assert res.exit_code == 0, res.stderr
+    m = __import__("json").loads(res.stdout)
+    sc = load_scenario("ad-conversion", ["traffic.cardinality=1e12"])
+    assert m["cache_hit_ratio"] == 1.0
+    assert m["storage"]["table_bytes"] == 1e12 * sc.model.prediction_bytes
+    assert m["cost_usd"]["one_off_usd"]["initial_table_fill"] == pytest.approx(
+        sc.model.fill_vcpu_s(1e12) * sc.costs.vcpu_hour / 3600, rel=1e-12)
+
+
+@pytest.mark.parametrize("sets,expect", [(["traffic.rate=1e7/s", "horizon=300d"], "requests")])
 def test_absurd_runs_are_refused_up_front(cli, sets, expect):
     # --horizon: simulate every request of the span (a sliced lifetime would sample it)
     args = ["simulate", "ad-conversion", "--horizon", "300d"]
