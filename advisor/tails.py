@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 STATE_TAIL = 1e-13      # probability mass of N beyond the truncation of the M/D/c chain
-MAX_STATES = 800        # largest M/D/c chain solved directly (a dense K×K solve: 5 MB, ~0.05 s);
+MAX_STATES = 800        # largest M/D/c chain solved directly (a banded K×K solve, at most ~0.05 s);
                         # beyond it (c ≳ 600, or ρ very near 1) Allen–Cunneen is used, measured
                         # within 2.2% for deterministic service at c ≥ 64 (docs/fidelity.md)
 
