@@ -74,9 +74,11 @@ def _jobs_within(horizon_s: float, every_s: float, job_s: float, first_s: float 
     """Jobs started at first_s + (k − 1)·every_s (k >= 1; first_s defaults to every_s, before
     the horizon) that finish by the horizon."""
     first = every_s if first_s is None else first_s
+    started = max(0, math.ceil((horizon_s - first) / every_s - 1e-9))
     if job_s <= 0:
-        return float(max(0, math.ceil((horizon_s - first) / every_s - 1e-9)))
-    return float(max(0, math.floor((horizon_s - job_s - first) / every_s + 1 + 1e-9)))
+        return float(started)
+    # the 1e-9 slack admits a job ending at the horizon up to rounding; never one started at it
+    return float(min(started, max(0, math.floor((horizon_s - job_s - first) / every_s + 1 + 1e-9))))
 
 
 def retrains_per_horizon(sc: Scenario, d: Design) -> float:

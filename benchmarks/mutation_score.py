@@ -16,13 +16,14 @@ from pathlib import Path
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--equivalent", type=Path, default=Path("docs/testing.md"),
-                    help="file whose `module.x_function__mutmut_N` names are equivalent mutants")
+                    help="file whose `module.x_function__mutmut_N` names are equivalent mutants "
+                         "(only those in its 'Equivalent mutants' section, if it has one)")
     args = ap.parse_args()
     out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
                          capture_output=True, text=True, check=False).stdout
     equivalent = set()
     if args.equivalent.exists():
-        equivalent = set(re.findall(r"`([\w.]+__mutmut_\d+)`", args.equivalent.read_text()))
+        equivalent = set(re.findall(r"`([\w.]+__mutmut_\d+)`", _equivalent_section(args.equivalent.read_text())))
     per: dict[str, Counter] = defaultdict(Counter)
     for line in out.splitlines():
         if ":" not in line:
@@ -43,6 +44,13 @@ def main() -> int:
         _row(module, c)
     _row("all", total)
     return 0
+
+
+def _equivalent_section(text: str) -> str:
+    """The "Equivalent mutants" section of the doc if it has one (surviving mutants named
+    elsewhere in it are not equivalent), else the whole text."""
+    m = re.search(r"^#+ Equivalent mutants$(.*?)(?=^#)", text + "\n#", flags=re.M | re.S)
+    return m.group(1) if m else text
 
 
 def _row(name: str, c: Counter) -> None:
