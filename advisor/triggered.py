@@ -466,12 +466,23 @@ def predict_with_shifts(sc: Scenario, d: Design, smooth_prediction, life_s: floa
     rec = dict(p.recurring_usd_per_month, retraining=train)
     rec["total"] = rec["serving"] + rec["retraining"] + rec["table_refreshes"] + rec["storage"]
     months = life_s / MONTH_S
+    # the loss as the timeline gives it (never clamped: a negative one is noted), and its spread
+    # across worlds and the quantile at slo.accuracy_confidence recomputed for that loss
+    from .accuracy import loss_distribution, negative_loss_note
+    loss = r["accuracy_loss"]
+    dist = loss_distribution(sc, loss)
+    notes = tuple(n for n in p.notes if not n.startswith("predicted accuracy loss is negative"))
+    note = negative_loss_note(loss, sc)
     return dataclasses.replace(
-        p, accuracy_loss=max(0.0, r["accuracy_loss"]), served_accuracy=r["served_accuracy"],
+        p, accuracy_loss=loss, served_accuracy=r["served_accuracy"],
         fresh_accuracy=r["fresh_accuracy"], training_usd_per_month=train,
         compute_usd_per_month=p.serving_usd_per_month + train + p.batch_prediction_usd_per_month,
         cost_usd_per_month=rec["total"], recurring_usd_per_month=rec,
-        total_usd_over_horizon=p.one_off_usd["total"] + rec["total"] * months)
+        total_usd_over_horizon=p.one_off_usd["total"] + rec["total"] * months,
+        accuracy_loss_sd=dist["sd"], accuracy_loss_band90=tuple(dist["band90"]),
+        accuracy_loss_at_confidence=dist["at_confidence"],
+        accuracy_budget_met_at_confidence=dist["at_confidence"] <= sc.slo.max_accuracy_loss * (1 + 1e-9),
+        notes=notes + ((note,) if note else ()))
 
 
 def as_periodic(sc: Scenario, d: Design) -> Design:

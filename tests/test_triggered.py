@@ -367,3 +367,21 @@ def test_a_timeline_of_too_many_batches_is_refused_up_front(cli):
     assert "at least 6.48m" in lines[0]
     from scenarios import load_scenario
     load_scenario(ex, ["data.batch_interval=6.48m"])     # 20,000 batches: accepted
+
+
+def test_shift_timeline_loss_carries_its_own_spread_and_confidence_quantile():
+    # with sudden shifts the loss comes from the timeline; its band and its quantile at the
+    # stated confidence must be those of that loss (they were left from the smooth prediction:
+    # a 12% loss reported with a 1.6% 90% quantile and the budget "met at confidence")
+    from statistics import NormalDist
+    from advisor import design_for, predict
+    from advisor.accuracy import loss_sd
+    sc = load_scenario("voice-personalized", ["data.shifts={every: 12h, magnitude: 0.5}", "horizon=4d"])
+    p = predict(sc, design_for(sc))
+    k, r = loss_sd(sc, p.accuracy_loss)
+    sd = (k * k + r * r) ** 0.5
+    assert p.accuracy_loss_sd == pytest.approx(sd, rel=1e-12)
+    assert p.accuracy_loss_at_confidence == pytest.approx(p.accuracy_loss + NormalDist().inv_cdf(0.9) * sd, rel=1e-12)
+    lo, hi = p.accuracy_loss_band90
+    assert lo <= p.accuracy_loss <= hi
+    assert p.accuracy_budget_met_at_confidence == (p.accuracy_loss_at_confidence <= sc.slo.max_accuracy_loss)
