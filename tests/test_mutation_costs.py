@@ -292,3 +292,28 @@ def test_predict_accuracy_budget_at_confidence(tmp_path):
     for budget, met in ((at, True), (at * (1 - 1e-8), False), (at * 0.8, False), (at * 1.25, True)):
         sb = _load(tmp_path, "slo.accuracy_confidence=0.95", f"slo.max_accuracy_loss={budget!r}")
         assert costs.predict(sb, d).accuracy_budget_met_at_confidence is met, budget
+
+
+def test_back_to_back_jobs_counted_and_noted(tmp_path):
+    # 420 s jobs retrained every 100 s queue: job k starts at 100 + (k − 1)·420 and finishes by
+    # the horizon when 100 + k·420 ≤ 172,800, k = 1..411 (counted from the period, not the cycle)
+    sc = _load(tmp_path)
+    from scenarios.units import format_duration
+    d = Design("periodic", 100.0, "dynamic", None, 2)
+    assert costs.retrains_per_horizon(sc, d) == 411.0
+    # every 300 s: 300 + k·420 ≤ 172,800 for k = 1..410
+    assert costs.retrains_per_horizon(sc, Design("periodic", 300.0, "dynamic", None, 2)) == 410.0
+    note = costs._back_to_back_note(sc, d)
+    assert note.startswith(f"a training job takes {format_duration(JOB)}, longer than the {format_duration(100.0)} ")
+    assert note.endswith(f"one deployment every {format_duration(JOB)}")
+    # 300 s: still shorter than the job; 420 s (= the job) and hourly: no note; static: none
+    assert costs._back_to_back_note(sc, Design("periodic", 300.0, "dynamic", None, 2)) is not None
+    assert costs._back_to_back_note(sc, Design("periodic", JOB, "dynamic", None, 2)) is None
+    assert costs._back_to_back_note(sc, Design("periodic", 3600.0, "dynamic", None, 2)) is None
+    assert costs._back_to_back_note(sc, Design("static", None, "dynamic", None, 2)) is None
+    # continuous updates of 2 h on hourly batches: noted with the update's own time
+    slow = _load(tmp_path, "model.update_time={fixed: 2h}")
+    n = costs._back_to_back_note(slow, Design("continuous", None, "dynamic", None, 2))
+    assert n.startswith(f"a training job takes {format_duration(7200.0)}, longer than the {format_duration(3600.0)} ")
+    # and the prediction carries the note
+    assert note in costs.predict(sc, d).notes

@@ -194,3 +194,55 @@ def test_fresh_accuracy_and_request_weighted_means(sc):
     assert staleness.mean_age_and_accuracy(sc, d_full, True)[0] == pytest.approx(float(wt @ ages), rel=1e-9)
     # about D + T/2 (the uniform-age law): within the diurnal weighting's few percent
     assert staleness.mean_age_and_accuracy(sc, d, False)[0] == pytest.approx(L + JOB + 1800, rel=0.05)
+
+
+def test_cycle_and_default_period_by_hand(sc, tmp_path):
+    # the deployment cycle is max(period, job): 420 s jobs retrained every 100 s run back to
+    # back; hourly retrains and continuous hourly updates (302.5 s) keep their period
+    assert schedule.cycle_s(sc, Design("periodic", 100.0, "dynamic", None, 2)) == 420.0
+    assert schedule.cycle_s(sc, Design("periodic", 3600.0, "dynamic", None, 2)) == 3600.0
+    assert schedule.cycle_s(sc, Design("continuous", None, "dynamic", None, 2)) == 3600.0
+    assert schedule.cycle_s(sc, Design("static", None, "dynamic", None, 2)) == H
+    slow = _with(sc, tmp_path, "model.update_time={fixed: 2h}")
+    assert schedule.cycle_s(slow, Design("continuous", None, "dynamic", None, 2)) == 7200.0
+    # the default period: the shortest multiple of the 1 h batch interval that fits one job
+    assert schedule.default_retrain_every_s(sc) == 3600.0                       # 420 s job
+    assert schedule.default_retrain_every_s(_with(sc, tmp_path, "model.train_time={fixed: 5000s}")) == 7200.0
+    assert schedule.default_retrain_every_s(_with(sc, tmp_path, "model.train_time={fixed: 3600s}")) == 3600.0
+    assert schedule.default_retrain_every_s(_with(sc, tmp_path, "model.train_time={fixed: 0s}")) == 3600.0
+
+
+@pytest.mark.parametrize("period,job_time", [(100.0, None), (3600.0, 5000.0)])
+def test_age_profile_back_to_back_equals_enumerated_jobs(sc, tmp_path, period, job_time):
+    # jobs longer than their period queue: job k starts at s_k = T + (k − 1)·job, trains on the
+    # batches in by then (data end ⌊s_k/3600⌋·3600 − L) and deploys at s_k + job; before the
+    # first, the initial model (data end −L − job). With T = 1 h and 5000 s jobs, job 19 starts
+    # exactly on a batch (3600 + 18·5000 = 26 h): its data end is that batch's
+    scn = sc if job_time is None else _with(sc, tmp_path, f"model.train_time={{fixed: {job_time:g}s}}")
+    job = JOB if job_time is None else job_time
+    age, _ = staleness.age_profile(scn, Design("periodic", period, "dynamic", None, 2), False)
+    n = age.size
+    assert n == int(min(400_000, max(4096, 20 * H / job)))
+    t = (np.arange(n) + 0.5) * H / n
+    s_k = period + job * np.arange(0, int(H / job) + 2)
+    deployed = np.searchsorted(s_k + job, t, side="right")        # jobs deployed by t
+    start = s_k[np.maximum(deployed - 1, 0)]
+    end = np.where(deployed >= 1, 3600.0 * (start // 3600.0) - L, -L - job)
+    np.testing.assert_allclose(age, t - end, rtol=1e-12, atol=1e-6)
+    if job_time is not None:
+        on_batch = np.isclose(start, 26 * 3600.0) & (deployed >= 1)
+        assert on_batch.any() and np.all(end[on_batch] == 26 * 3600.0 - L)
+
+
+def test_age_profile_table_refresh_longer_than_the_cycle(sc, tmp_path):
+    # 10 s jobs every 100 s, the full table (200 s of batch prediction): refreshes back to back,
+    # one every 200 s, the rows 10 + 200 s behind their job's start
+    fast = _with(sc, tmp_path, "model.train_time={fixed: 10s, per_million_examples: 0s}")
+    age, _ = staleness.age_profile(fast, Design("periodic", 100.0, "static", None, 0), True)
+    t = (np.arange(age.size) + 0.5) * H / age.size
+    np.testing.assert_allclose(age, _ages_by_enumeration(t, 200.0, 10.0, 200.0, L, False), rtol=1e-12, atol=1e-6)
+
+
+def test_static_cycle_is_the_horizon_even_for_a_job_longer_than_it(sc, tmp_path):
+    slow = _with(sc, tmp_path, "model.train_time={fixed: 3d}")
+    assert schedule.cycle_s(slow, Design("static", None, "dynamic", None, 2)) == H
