@@ -68,10 +68,10 @@ def max_load_erlangs(sc: Scenario, hit: float, c: int, pts: np.ndarray | None = 
     g = lambda lam: _slo_margin(sc, hit, c, lam, pts)   # noqa: E731
     root = brentq(g, 1e-12 / es, hi, xtol=1e-10 * hi, rtol=1e-12)
     # the largest rate known to meet the SLO: Brent's last iterate may sit just past the root
-    for _ in range(64):
+    for i in range(64):
         if root <= 0 or g(root) >= 0:
             break
-        root -= 1e-10 * hi * 2 ** _
+        root -= 1e-10 * hi * 2 ** i
     return max(root, 0.0) * es
 
 

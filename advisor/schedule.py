@@ -3,6 +3,8 @@ batch-prediction job times, the period between deployments and the lag of a fres
 Pure functions; the building blocks of the staleness, latency and cost predictions."""
 from __future__ import annotations
 
+import math
+
 from scenarios.design import Design
 from scenarios.schema import Scenario
 
@@ -58,7 +60,6 @@ def cycle_s(sc: Scenario, d: Design) -> float:
 def default_retrain_every_s(sc: Scenario) -> float:
     """The period of a periodic design when neither the scenario nor the advice gives one:
     the shortest multiple of the batch interval that fits one training job."""
-    import math
     B = sc.data.batch_interval
     return B * max(1, math.ceil(train_job_s(sc, "periodic") / B - 1e-9))
 

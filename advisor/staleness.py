@@ -46,9 +46,9 @@ def age_profile(sc: Scenario, d: Design, table: bool) -> tuple[np.ndarray, np.nd
     Ages follow the schedule exactly: the initial model's data end at −(label delay + job);
     the k-th job starts at s_k = T + (k − 1)·C (C = max(T, job): a job longer than the period
     T waits for the one before it) and deploys at s_k + job with data ending at
-    s_k − label delay (the last batch in by s_k, when a job waited); a table refresh adds the batch-prediction time (back to back when longer
-    than C). Weights are the diurnal rate, so the averages are per request, as the simulator
-    measures them."""
+    s_k − label delay (the last batch in by s_k, when a job waited); a table refresh adds the
+    batch-prediction time (back to back when longer than C). Weights are the diurnal rate, so
+    the averages are per request, as the simulator measures them."""
     H = sc.horizon
     L = sc.data.label_delay
     job = train_job_s(sc, d.training)
