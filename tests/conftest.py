@@ -37,3 +37,31 @@ def write(tmp_path):
         p.write_text(text) if isinstance(text, str) else p.write_bytes(text)
         return p
     return w
+
+
+# the hand-worked scenario of tests/test_mutation_costs.py and test_mutation_schedule.py
+MUT_SCENARIO = """\
+name: mut
+horizon: 2d
+traffic:
+  rate: 40/s
+  diurnal_amplitude: 0.5
+  cardinality: 100000
+  peakedness: {zipf_s: 1.1}
+data:
+  velocity: 2e5/d
+  concept_half_life: 3d
+  label_delay: 30m
+  label_noise: 0.05
+  features: 8
+  batch_interval: 1h
+model:
+  inference_time: {distribution: exponential, mean: 10ms}
+  train_time: {fixed: 5m, per_million_examples: 20m}
+  training_window: 2d
+  trainers: 4
+serving:
+  batch_workers: 5
+slo:
+  latency_p99: 100ms
+"""

@@ -14,31 +14,7 @@ from scenarios import load_scenario
 from scenarios.accounting import MONTH_S
 from scenarios.design import Design
 
-SCENARIO = """\
-name: mut
-horizon: 2d
-traffic:
-  rate: 40/s
-  diurnal_amplitude: 0.5
-  cardinality: 100000
-  peakedness: {zipf_s: 1.1}
-data:
-  velocity: 2e5/d
-  concept_half_life: 3d
-  label_delay: 30m
-  label_noise: 0.05
-  features: 8
-  batch_interval: 1h
-model:
-  inference_time: {distribution: exponential, mean: 10ms}
-  train_time: {fixed: 5m, per_million_examples: 20m}
-  training_window: 2d
-  trainers: 4
-serving:
-  batch_workers: 5
-slo:
-  latency_p99: 100ms
-"""
+from tests.conftest import MUT_SCENARIO as SCENARIO  # noqa: E402
 H = 172_800.0
 JOB = 420.0                        # 300 s + 1200 s · 4e5/1e6 / 4 trainers
 VCPU_S = 0.0864 / 3600             # the default price per vCPU-second

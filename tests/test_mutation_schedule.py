@@ -10,31 +10,7 @@ from advisor import schedule, staleness, theory
 from scenarios import load_scenario
 from scenarios.design import Design
 
-SCENARIO = """\
-name: mut
-horizon: 2d
-traffic:
-  rate: 40/s
-  diurnal_amplitude: 0.5
-  cardinality: 100000
-  peakedness: {zipf_s: 1.1}
-data:
-  velocity: 2e5/d
-  concept_half_life: 3d
-  label_delay: 30m
-  label_noise: 0.05
-  features: 8
-  batch_interval: 1h
-model:
-  inference_time: {distribution: exponential, mean: 10ms}
-  train_time: {fixed: 5m, per_million_examples: 20m}
-  training_window: 2d
-  trainers: 4
-serving:
-  batch_workers: 5
-slo:
-  latency_p99: 100ms
-"""
+from tests.conftest import MUT_SCENARIO as SCENARIO  # noqa: E402
 # by hand: window examples 2e5/d · 2 d = 4e5; a training job 300 s + 1200 s · 0.4 / 4 = 420 s;
 # a continuous update over one hour's 2e5/24 examples 300 + 1200 · (2e5/24/1e6) / 4 = 302.5 s;
 # batch prediction of k keys k · 10 ms / 5 workers; D = 1800 + 420 = 2220 s
