@@ -50,9 +50,10 @@ def loss_sd(sc: Scenario, loss: float, requests: float | None = None) -> tuple[f
     return keys, req
 
 
-def loss_distribution(sc: Scenario, loss: float) -> dict:
-    """Mean, sd, the 90% band and the quantile at slo.accuracy_confidence of the loss."""
-    k, r = loss_sd(sc, loss)
+def loss_distribution(sc: Scenario, loss: float, requests: float | None = None) -> dict:
+    """Mean, sd, the 90% band and the quantile at slo.accuracy_confidence of the loss (over
+    `requests` measured requests; default rate × horizon)."""
+    k, r = loss_sd(sc, loss, requests)
     sd = math.hypot(k, r)
     z_band = NormalDist().inv_cdf(0.5 + BAND / 2)
     conf = sc.slo.accuracy_confidence

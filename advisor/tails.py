@@ -73,8 +73,8 @@ def mdc_queue_probs(a: float, c: int) -> np.ndarray:
     The balance equations π = πP are banded: from n the chain moves to (n − c)⁺ + A, and A
     stays below W (Poisson mass beyond W < PMF_TAIL), so P[n, m] ≠ 0 only for
     −c ≤ m − n ≤ W. They are solved as a banded system (LAPACK gbsv, O(K·W·(W + c)) instead of
-    the dense O(K³)) with one unknown fixed at 1 (π_r, r the Poisson mode: its equation is
-    implied by the others, P being stochastic) and then normalised."""
+    the dense O(K³)) with one equation replaced by π_r = 1 (r the Poisson mode: that equation
+    is implied by the others, P being stochastic) and then normalised."""
     if not 0 <= a < c:
         raise ValueError(f"M/D/c needs a = λD < c (got a = {a}, c = {c})")
     K = mdc_states(a, c)
@@ -97,39 +97,18 @@ def mdc_queue_probs(a: float, c: int) -> np.ndarray:
     last = base + W >= K - 1                                        # columns whose band reaches K − 1
     ab[up + K - 1 - np.arange(K)[last], np.arange(K)[last]] += sf[K - 1 - base[last]]   # lumped tail
     ab[up, :] -= 1.0
+    # equation r (implied by the others) becomes π_r = 1: row r of A the unit row, which stays
+    # inside the band
     r = int(min(K - 1, math.floor(a)))
-    rhs = -_band_column(ab, up, r, K)                  # π_r = 1 moved to the right-hand side
-    keep = np.r_[0:r, r + 1:K]
-    ab_r = _band_drop(ab, up, r)
-    x = linalg.solve_banded((lo, up), ab_r, rhs[keep], check_finite=False)
-    pi = np.empty(K)
-    pi[keep], pi[r] = x, 1.0
+    cols = np.arange(max(0, r - lo), min(K, r + up + 1))
+    ab[up + r - cols, cols] = 0.0
+    ab[up, r] = 1.0
+    rhs = np.zeros(K)
+    rhs[r] = 1.0
+    pi = linalg.solve_banded((lo, up), ab, rhs, check_finite=False)
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
     return np.concatenate([[pi[: c + 1].sum()], pi[c + 1:]])
-
-
-def _band_column(ab: np.ndarray, up: int, n: int, K: int) -> np.ndarray:
-    """Column n of the full matrix stored in band form ab (up upper diagonals)."""
-    col = np.zeros(K)
-    rows = np.arange(max(0, n - up), min(K, n + ab.shape[0] - up))
-    col[rows] = ab[up + rows - n, n]
-    return col
-
-
-def _band_drop(ab: np.ndarray, up: int, r: int) -> np.ndarray:
-    """Band storage of the matrix without row r and column r (the bandwidths do not grow:
-    dropping the same index from rows and columns moves entries towards the diagonal)."""
-    nb, K = ab.shape
-    j_new = np.arange(K - 1)[None, :]
-    d_new = np.arange(nb)[:, None] - up                              # i' − j'
-    i_new = j_new + d_new
-    i = i_new + (i_new >= r)
-    j = j_new + (j_new >= r)
-    d = i - j
-    ok = (i_new >= 0) & (i_new < K - 1) & (d >= -up) & (d <= nb - 1 - up)
-    jj = np.broadcast_to(j, ok.shape)
-    return np.where(ok, ab[np.where(ok, up + d, 0), jj], 0.0)
 
 
 def mdc_wait_cdf(t_s, lam_per_s: float, d_s: float, c: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from scenarios.schema import Scenario
 from scenarios.units import format_duration
 
 from . import theory
-from .schedule import hit_ratio, period_s, train_job_s
+from .schedule import default_retrain_every_s, hit_ratio, period_s, train_job_s
 from .accuracy import loss_at_confidence
 from .staleness import fresh_accuracy, mean_age_and_accuracy
 
@@ -109,7 +109,7 @@ def _best_dynamic(sc: Scenario, cache_keys: int) -> tuple[TrainingOption | None,
     cont = _training_option(sc, "continuous", None, cache_keys)
     steps = max(1, int(sc.horizon // B))
     opt = lambda m: _training_option(sc, "periodic", B * m, cache_keys)  # noqa: E731
-    m_min = max(1, math.ceil(train_job_s(sc, "periodic") / B - 1e-9))
+    m_min = round(default_retrain_every_s(sc) / B)      # the shortest interval that fits one job
     first = opt(m_min) if m_min <= steps else None
     looked = [o for o in (first, cont) if o is not None]
     if first is not None and first.feasible and first.decision_loss <= budget:

@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 
-from advisor.accuracy import BAND
 from scenarios import load_scenario
 from scenarios.errors import ScenarioError
 
@@ -97,7 +96,7 @@ def run(n: int, seeds: int = 2, seed: int = 1, request_budget: float = REQUEST_B
     """Simulate the advised design of n random scenarios on `seeds` seeds each; per-run rows and
     a summary (see the module text)."""
     from advisor import advise, design_for, predict
-    from advisor.accuracy import loss_sd
+    from advisor.accuracy import loss_distribution
     from simulator import simulate
     from simulator.engine import TooLarge
 
@@ -134,9 +133,9 @@ def run(n: int, seeds: int = 2, seed: int = 1, request_budget: float = REQUEST_B
             row["loss_pred"], row["loss_sim"] = p.accuracy_loss, loss
             # one world's sd of the loss measured on the requests this run recorded (a sliced run
             # samples fewer requests than the horizon holds: advisor.accuracy.loss_sd)
-            k_sd, r_sd = loss_sd(sc, p.accuracy_loss, requests=max(m["requests"], 1))
-            row["loss_sd_run"] = math.hypot(k_sd, r_sd)
-            lo, hi = band90(p.accuracy_loss, row["loss_sd_run"])
+            dist = loss_distribution(sc, p.accuracy_loss, requests=max(m["requests"], 1))
+            row["loss_sd_run"] = dist["sd"]
+            lo, hi = dist["band90"]
             row["loss_in_band"] = None if loss is None else bool(lo - 1e-4 <= loss <= hi + 1e-4)
             row["budget_claimed"] = bool(adv.training.budget_met)
             row["budget_holds"] = None if loss is None else loss <= sc.slo.max_accuracy_loss
@@ -159,13 +158,6 @@ def run(n: int, seeds: int = 2, seed: int = 1, request_budget: float = REQUEST_B
     summary = summarise(rows)
     summary["scenarios"], summary["skipped"] = n, skipped
     return {"rows": rows, "summary": summary}
-
-
-def band90(mean: float, sd: float) -> tuple[float, float]:
-    """The central 90% normal band around the expected loss (advisor.accuracy)."""
-    from statistics import NormalDist
-    z = NormalDist().inv_cdf(0.5 + BAND / 2)
-    return mean - z * sd, mean + z * sd
 
 
 def seed_means(rows: list[dict]) -> list[dict]:
