@@ -7,9 +7,16 @@ with a pure-Python/numpy twin that gives bit-identical results.
   its multiset of free times does not).
 - queue_seen: requests waiting as seen by each arrival, by one merge walk over the sorted
   arrival, start and pending-start times (the twin uses binary searches; integer counts).
-- concept_margins: the concept margin of each request at the window's start time,
-  w(t0)·x = za[i]·u + zb[j]·u, touching only the rows the window uses, and whether the
-  request is near enough to the boundary to need an exact evaluation at its own time.
+- hist_tally: bins each value of an array once (metrics.EDGES) and tallies, per group of
+  requests (e.g. table / model / fallback), the counts per bin, the sum (added in order, as
+  np.bincount's weights are, so both versions round alike) and the largest value: what
+  several histograms need from one array in one pass.
+- label_tally: per request, whether the prediction matches the observed label, the concept,
+  and the concept at the end of the serving model's data (integer counts).
+- concept_margins: the concept margin of each request at a projection time tp,
+  w(tp)·x = A[i]·w/√2 + B[j]·w/√2 (x's feature-table rows projected on the concept once,
+  or only the rows a small window uses), and whether the request is near enough to the
+  boundary to need an exact evaluation at its own time.
   Only the sign of a margin is used, and a margin is only trusted when it exceeds the most
   the concept can move within the window, so summation order cannot change a label.
 
@@ -59,7 +66,8 @@ def _compiled():
         return None
     jit = numba.njit(cache=True, nogil=True, fastmath=False)
     return {"fifo_starts": jit(_fifo_starts_loop), "concept_margins": jit(_concept_margins_loop),
-            "queue_seen": jit(_queue_seen_loop)}
+            "queue_seen": jit(_queue_seen_loop), "hist_tally": jit(_hist_tally_loop),
+            "label_tally": jit(_label_tally_loop)}
 
 
 # ------------------------------------------------------------------ queue
@@ -158,52 +166,186 @@ def queue_seen(arrival_s, start_s, pending_s, compiled: bool | None = None) -> n
 
 # ---------------------------------------------------------------- labels
 
-def _concept_margins_loop(za, zb, i, j, u, za_norm, zb_norm, drift):
-    # mark the rows this window uses, project them in row order (a sequential read of the
-    # tables, which random per-request row reads are several times slower than), then gather
+def _concept_margins_loop(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, project):
+    # column 0 of pn_a, pn_b holds the rows' projections w(tp)·z, beside their norms in
+    # column 1, so that a request reads one cache line per table row
     rows = za.shape[0]
     d = u.size
-    used_a = np.zeros(rows, dtype=np.bool_)
-    used_b = np.zeros(rows, dtype=np.bool_)
-    for k in range(i.size):
-        used_a[i[k]] = True
-        used_b[j[k]] = True
-    pa = np.empty(rows)
-    pb = np.empty(rows)
-    for r in range(rows):
-        if used_a[r]:
-            s = 0.0
-            for q in range(d):
-                s += za[r, q] * u[q]
-            pa[r] = s
-        if used_b[r]:
-            s = 0.0
-            for q in range(d):
-                s += zb[r, q] * u[q]
-            pb[r] = s
     n = i.size
+    if project:
+        # project the rows this window uses, marked first and read in row order (a sequential
+        # read of the tables, which random per-request row reads are slower than)
+        used_a = np.zeros(rows, dtype=np.bool_)
+        used_b = np.zeros(rows, dtype=np.bool_)
+        for k in range(n):
+            used_a[i[k]] = True
+            used_b[j[k]] = True
+        for r in range(rows):
+            if used_a[r]:
+                s = 0.0
+                for q in range(d):
+                    s += za[r, q] * u[q]
+                pn_a[r, 0] = s
+            if used_b[r]:
+                s = 0.0
+                for q in range(d):
+                    s += zb[r, q] * u[q]
+                pn_b[r, 0] = s
     m0 = np.empty(n)
     near = np.empty(n, dtype=np.bool_)
     for k in range(n):
-        m = pa[i[k]] + pb[j[k]]
+        a = i[k]
+        b = j[k]
+        m = pn_a[a, 0] + pn_b[b, 0]
         m0[k] = m
-        bound = (za_norm[i[k]] + zb_norm[j[k]]) * drift
+        bound = (pn_a[a, 1] + pn_b[b, 1]) * (drift_per_s * dt_s[k])
         near[k] = abs(m) <= bound * (1 + 1e-9) + 1e-12
     return m0, near
 
 
-def concept_margins_numpy(za, zb, i, j, u, za_norm, zb_norm, drift):
-    """The numpy twin: projects every feature-table row once (cheaper than gathering when a
-    window uses most rows), then picks the window's rows."""
-    m0 = (za @ u)[i] + (zb @ u)[j]
-    bound = (za_norm[i] + zb_norm[j]) * drift
+def project_rows(za, zb, u, pn_a, pn_b) -> None:
+    """Column 0 of pn_a, pn_b := every feature-table row's projection za_r·u, zb_r·u (BLAS)."""
+    pn_a[:, 0] = za @ u
+    pn_b[:, 0] = zb @ u
+
+
+def concept_margins_numpy(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, project):
+    """The numpy twin (projecting every row when asked: cheaper in numpy than gathering)."""
+    if project:
+        project_rows(za, zb, u, pn_a, pn_b)
+    m0 = pn_a[i, 0] + pn_b[j, 0]
+    bound = (pn_a[i, 1] + pn_b[j, 1]) * (drift_per_s * dt_s)
     return m0, np.abs(m0) <= bound * (1 + 1e-9) + 1e-12
 
 
-def concept_margins(za, zb, i, j, u, za_norm, zb_norm, drift: float, compiled: bool | None = None):
-    """(margins at the window start, mask of requests to evaluate exactly)."""
+def concept_margins(za, zb, i, j, u, pn_a, pn_b, drift_per_s: float, dt_s: np.ndarray, project: bool,
+                    compiled: bool | None = None):
+    """(margins at the projection time tp, mask of requests to evaluate exactly): those whose
+    margin may have changed sign by their time tp + dt_s, the concept moving at most
+    drift_per_s per second (Concept.drift_bound(1.0)) and a margin by at most ‖z‖ times that.
+    pn_a, pn_b: rows × 2 arrays, column 1 the rows' norms ‖za_r‖, ‖zb_r‖, column 0 their
+    projections at tp (project_rows); project=True: first project (at least) the rows this
+    window uses on u = u(tp)."""
     if compiled is None:
         compiled = enabled()
     if compiled:
-        return _compiled()["concept_margins"](za, zb, i, j, u, za_norm, zb_norm, float(drift))
-    return concept_margins_numpy(za, zb, i, j, u, za_norm, zb_norm, drift)
+        return _compiled()["concept_margins"](za, zb, i, j, u, pn_a, pn_b, float(drift_per_s),
+                                              np.ascontiguousarray(dt_s, dtype=np.float64), bool(project))
+    return concept_margins_numpy(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, project)
+
+
+# ---------------------------------------------------------------- histograms
+
+def _hist_tally_loop(v, log_v, group, groups, edges, log_lo, inv_log_r):
+    nb = edges.size - 1
+    counts = np.zeros((groups, nb + 1), dtype=np.int64)
+    sums = np.zeros(groups)
+    maxs = np.zeros(groups)
+    for k in range(v.size):
+        x = v[k]
+        if not (x >= 0.0) or x == np.inf:
+            return counts, sums, maxs, False
+        b = 0
+        if x > 0.0:
+            f = np.floor((log_v[k] - log_lo) * inv_log_r)
+            f = min(max(f, 0.0), nb - 1.0)
+            b = int(f)
+            if b > 0 and x < edges[b]:
+                b -= 1
+            elif b < nb - 1 and x >= edges[b + 1]:
+                b += 1
+            b += 1
+        g = group[k]
+        counts[g, b] += 1
+        sums[g] += x
+        if x > maxs[g]:
+            maxs[g] = x
+    return counts, sums, maxs, True
+
+
+def _with_total(counts, sums, maxs):
+    """Append the row over all groups: counts and maxima, and the groups' sums added in order."""
+    total = 0.0
+    for s in sums.tolist():
+        total += s
+    return (np.vstack([counts, counts.sum(axis=0)]), np.append(sums, total), np.append(maxs, maxs.max()),
+            np.append(counts.sum(axis=1), counts.sum()))
+
+
+def hist_tally_numpy(v, group, groups):
+    """The numpy twin of the compiled tally (same contract, same bits)."""
+    from .metrics import _NBINS, bin_index
+    b = bin_index(v)
+    nb = _NBINS + 1
+    g = np.asarray(group, dtype=np.intp)
+    counts = np.bincount(g * nb + b, minlength=groups * nb).reshape(groups, nb)
+    sums = np.bincount(g, weights=v, minlength=groups)     # each group's values added in order
+    maxs = np.zeros(groups)
+    for k in range(groups):
+        if counts[k].any():
+            maxs[k] = v[g == k].max()
+    return _with_total(counts, sums, maxs)
+
+
+def hist_tally(v: np.ndarray, group: np.ndarray | None = None, groups: int = 1, compiled: bool | None = None):
+    """(counts (groups + 1) × bins, sums, maxima, numbers): per group 0..groups−1 of the
+    values (group: int8 per value; None: all in group 0) and, in the last row, over all (its
+    sum adds the groups' sums in group order). Each group's values are added in order, as
+    np.bincount's weights are, so both versions round alike. Bins as metrics.bin_index;
+    raises ValueError on a negative or non-finite value, as it does."""
+    from .metrics import _LOG_LO, _LOG_R, EDGES
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    if group is None:
+        group = np.zeros(v.size, dtype=np.int8)
+    if compiled is None:
+        compiled = enabled()
+    if not compiled:
+        return hist_tally_numpy(v, group, groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_v = np.log(v)      # numpy's vectorised log; the kernel corrects it at the edges
+    counts, sums, maxs, ok = _compiled()["hist_tally"](v, log_v, group, groups, EDGES, _LOG_LO, 1.0 / _LOG_R)
+    if not ok:
+        raise ValueError("histogram values must be finite and non-negative")
+    return _with_total(counts, sums, maxs)
+
+
+def _label_tally_loop(pred, y_true, flip, hit, i, j, pa_model, pb_model, pa_table, pb_table):
+    correct = 0
+    served = 0
+    fresh = 0
+    for k in range(pred.size):
+        p = pred[k]
+        y = y_true[k]
+        if p == y:
+            served += 1
+        if (p == -y) if flip[k] else (p == y):
+            correct += 1
+        if hit[k]:
+            m = pa_table[i[k]] + pb_table[j[k]]
+        else:
+            m = pa_model[i[k]] + pb_model[j[k]]
+        if p == (1 if m >= 0 else -1):
+            fresh += 1
+    return correct, served, fresh
+
+
+def label_tally_numpy(pred, y_true, flip, hit, i, j, pa_model, pb_model, pa_table, pb_table):
+    """The numpy twin of the compiled label tally."""
+    y_obs = np.where(flip, -y_true, y_true)
+    m_end = np.where(hit, pa_table[i] + pb_table[j], pa_model[i] + pb_model[j])
+    y_end = np.where(m_end >= 0, 1, -1)
+    return (int(np.count_nonzero(pred == y_obs)), int(np.count_nonzero(pred == y_true)),
+            int(np.count_nonzero(pred == y_end)))
+
+
+def label_tally(pred, y_true, flip, hit, i, j, end_model, end_table, compiled: bool | None = None):
+    """(predictions matching the observed label, the concept at the request's time, the
+    concept at the end of the serving model's data), counted over the requests. end_model,
+    end_table: the concept's projections (pa, pb) of the feature-table rows at the end of
+    the model's and the table's data (a request's margin is pa[i] + pb[j]); hit: the request
+    was answered by the table; flip: its label noise flipped the observed label."""
+    if compiled is None:
+        compiled = enabled()
+    fn = _compiled()["label_tally"] if compiled else label_tally_numpy
+    c, s, f = fn(pred, y_true, flip, hit, i, j, end_model[0], end_model[1], end_table[0], end_table[1])
+    return int(c), int(s), int(f)

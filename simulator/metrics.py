@@ -13,6 +13,12 @@ _NBINS = int(math.ceil(math.log(HIST_HI_S / HIST_LO_S) / math.log(HIST_RATIO)))
 _LOG_R = math.log(HIST_RATIO)
 
 
+# bin edges: bin 1 + k holds [EDGES[k], EDGES[k + 1]) (the first and last bins also take what
+# lies below and above the range). A value's bin is defined by these edges, not by its rounded
+# log, so the compiled kernels (simulator.kernels) and numpy bin every value alike.
+EDGES = HIST_LO_S * HIST_RATIO ** np.arange(_NBINS + 1, dtype=float)
+
+
 def bin_index(v: np.ndarray) -> np.ndarray:
     """Bin of each value (0: exact zero). Raises ValueError on negative or non-finite values."""
     v = np.asarray(v, dtype=float)
@@ -20,8 +26,21 @@ def bin_index(v: np.ndarray) -> np.ndarray:
         raise ValueError("histogram values must be finite and non-negative")
     idx = np.zeros(v.size, dtype=np.int64)
     pos = v > 0
-    idx[pos] = 1 + np.clip(np.floor(np.log(v[pos] / HIST_LO_S) / _LOG_R), 0, _NBINS - 1).astype(np.int64)
+    vp = v[pos]
+    idx[pos] = 1 + edge_corrected(vp, np.log(vp))
     return idx
+
+
+_LOG_LO = math.log(HIST_LO_S)
+
+
+def edge_corrected(v: np.ndarray, log_v: np.ndarray) -> np.ndarray:
+    """0-based bin k of positive values (EDGES[k] <= v < EDGES[k + 1], clipped to the range)
+    from their logs: the log's estimate, moved across an edge where its rounding put it."""
+    k = np.clip(np.floor((log_v - _LOG_LO) * (1.0 / _LOG_R)), 0, _NBINS - 1).astype(np.int64)
+    k -= (k > 0) & (v < EDGES[k])
+    k += (k < _NBINS - 1) & (v >= EDGES[np.minimum(k + 1, _NBINS)])
+    return k
 
 
 class LogHistogram:
@@ -48,6 +67,15 @@ class LogHistogram:
         self.n += v.size
         self.total += float(v.sum())
         self.max = max(self.max, float(v.max()))
+
+    def add_counts(self, counts: np.ndarray, n: int, total: float, vmax: float) -> None:
+        """Add values already tallied: their counts per bin, number, sum and largest value."""
+        if n == 0:
+            return
+        self.counts += counts
+        self.n += int(n)
+        self.total += float(total)
+        self.max = max(self.max, float(vmax))
 
     def merge(self, other: "LogHistogram") -> None:
         self.counts += other.counts

@@ -100,7 +100,12 @@ class ZipfSampler:
             with np.errstate(over="ignore"):
                 x = _h_integral_inv(u, s)
             k = np.clip(np.floor(x + 0.5), 1.0, min(self.n, MAX_KEY))
-            ok = (k - x <= self.cut) | (u >= _h_integral(k + 0.5, s) - k ** (-s)) | (x > MAX_KEY)
+            # the squeeze k − x <= cut accepts most draws; the exact test only for the rest
+            ok = (k - x <= self.cut) | (x > MAX_KEY)
+            rest = np.nonzero(~ok)[0]
+            if rest.size:
+                kr = k[rest]
+                ok[rest] = u[rest] >= _h_integral(kr + 0.5, s) - kr ** (-s)
             out[todo[ok]] = np.where(x[ok] > MAX_KEY, np.inf, k[ok])
             todo = todo[~ok]
         tail = np.isinf(out)

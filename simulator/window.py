@@ -15,12 +15,14 @@ import numpy as np
 from scenarios.schema import Scenario
 
 from . import kernels
-from .metrics import LogHistogram, bin_index
+from .metrics import LogHistogram
 from .serve import ReplicaPool, Scorer, Table
 from .traffic import Concept, KeyFeatures, ZipfSampler, arrivals, integrated_rate
 from .train import Model
 
 CHUNK_REQUESTS = 1 << 18
+PROJECTION_EPOCH_S = 4 * 3600.0   # longest a projection of the feature tables on the concept is kept
+_TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
 
 
 class _Bucket:
@@ -56,10 +58,20 @@ class DataPlane:
         self.sc, self.horizon = sc, horizon_s
         self.features, self.concept, self.zipf = features, concept, zipf
         self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab = rngs
-        self.za = concept.rotate(features.a) / math.sqrt(2)
-        self.zb = concept.rotate(features.b) / math.sqrt(2)
-        self.za_norm = np.linalg.norm(self.za, axis=1)
-        self.zb_norm = np.linalg.norm(self.zb, axis=1)
+        # a key's margin is w(t)·x = (A[i] + B[j])·w(t)/√2: the feature tables' rows are
+        # projected on w(t)/√2 (no rotated copy of the tables is kept)
+        self.xa, self.xb = features.a, features.b
+        # per row: scratch for its projection (kernels.concept_margins), and an upper bound on
+        # the norm of its moving part (rotation keeps norms; the rest does not move): ‖A_r‖/√2
+        self.za_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.a, axis=1) / math.sqrt(2)])
+        self.zb_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.b, axis=1) / math.sqrt(2)])
+        self._proj_at: float | None = None      # time of the projections in their column 0
+        # how long one projection serves: the concept moves a margin by at most ‖z‖·drift per
+        # second, so over this epoch a unit-norm row's margin moves at most 2e-3, and only the
+        # few requests that close to the boundary are evaluated exactly (for a 3-day
+        # half-life, 9 min; a frozen concept: the cap)
+        drift = concept.drift_bound(1.0)
+        self._proj_epoch_s = min(PROJECTION_EPOCH_S, 2e-3 / drift) if drift > 0 else PROJECTION_EPOCH_S
         if compiled is None:
             tr = sc.traffic
             compiled = kernels.use_for(integrated_rate(0.0, horizon_s, tr.rate, tr.diurnal_amplitude))
@@ -201,99 +213,123 @@ class DataPlane:
         keys = self.zipf.sample(self.rng_keys, n)
         if self.on_requests is not None: self.on_requests(t, keys)  # noqa: E701
         i, j = self.features.index(keys)
-        hit = keys <= np.uint64(self.keys_in_table) if self.keys_in_table else np.zeros(n, bool)
-        miss = ~hit
-        fallback = miss & (self.pool is None)
-        model_path = miss & ~fallback
+        # the path that answers each request: the table (a hit), the model, or neither
+        path = np.full(n, _MODEL if self.pool is not None else _FALLBACK, dtype=np.int8)
+        if self.keys_in_table:
+            hit = keys <= np.uint64(self.keys_in_table)
+            path[hit] = _TABLE
+            n_hit = int(np.count_nonzero(hit))
+        else:
+            hit, n_hit = np.zeros(n, bool), 0
         pred = np.empty(n, dtype=np.int8)
         latency = np.empty(n)
-        if hit.any():
+        if n_hit:
             pred[hit] = self.table.lookup(keys[hit])
-            latency[hit] = sc.serving.lookup_time.sample_s(self.rng_svc, int(hit.sum()))
-        if model_path.any():
-            idx = np.nonzero(model_path)[0]
-            pred[idx] = self.scorer.predict(i[idx], j[idx])
-            starts, svc = self._model_path(t[idx])
-            if self.scaler is not None:
-                self.bucket.work_s += float(svc.sum())
-            w = starts - t[idx]
-            latency[idx] = w + svc
-            w_bins = bin_index(w)
-            self.wait.add_binned(w, w_bins)
-            waited = int(np.count_nonzero(w > 0))
-            self.waited += waited
-            seen = float(self.pool.queue_seen(t[idx], starts).sum())
-            self.queue_seen += seen
-            self.bucket.wait.add_binned(w, w_bins)
-            self.bucket.waited += waited
-            self.bucket.queue_seen += seen
-        if fallback.any():
-            # no path can answer: the client gets a default answer after a failed lookup
-            pred[fallback] = 1
-            latency[fallback] = sc.serving.lookup_time.sample_s(self.rng_svc, int(fallback.sum()))
+            latency[hit] = sc.serving.lookup_time.sample_s(self.rng_svc, n_hit)
+        if n_hit < n:
+            idx = np.nonzero(~hit)[0] if n_hit else slice(None)
+            if self.pool is not None:
+                ta = t[idx]
+                pred[idx] = self.scorer.predict(i[idx], j[idx])
+                starts, svc = self._model_path(ta)
+                if self.scaler is not None:
+                    self.bucket.work_s += float(svc.sum())
+                w = starts - ta
+                latency[idx] = w + svc
+                counts, sums, maxs, ns = kernels.hist_tally(w, compiled=self.compiled)
+                waited = int(ns[1] - counts[1, 0])           # not in the exact-zero bin
+                seen = float(self.pool.queue_seen(ta, starts).sum())
+                for h in (self.wait, self.bucket.wait):
+                    h.add_counts(counts[1], ns[1], sums[1], maxs[1])
+                self.waited += waited
+                self.queue_seen += seen
+                self.bucket.waited += waited
+                self.bucket.queue_seen += seen
+            else:
+                # no path can answer: the client gets a default answer after a failed lookup
+                pred[idx] = 1
+                latency[idx] = sc.serving.lookup_time.sample_s(self.rng_svc, n - n_hit)
         # each latency is binned once and feeds the overall, per-path and per-window histograms
-        lat_bins = bin_index(latency)
-        for path, mask in (("model", model_path), ("fallback", fallback), ("table", hit)):
-            if mask.any():
-                self.lat_path[path].add_binned(latency[mask], lat_bins[mask])
-        if self.down and model_path.any():
-            self.lat_down.add_binned(latency[model_path], lat_bins[model_path])
+        counts, sums, maxs, ns = kernels.hist_tally(latency, path, 3, compiled=self.compiled)
+        for p, name in ((_TABLE, "table"), (_MODEL, "model"), (_FALLBACK, "fallback")):
+            self.lat_path[name].add_counts(counts[p], ns[p], sums[p], maxs[p])
+        if self.down:
+            self.lat_down.add_counts(counts[_MODEL], ns[_MODEL], sums[_MODEL], maxs[_MODEL])
+        for h in (self.lat, self.bucket.hist):
+            h.add_counts(counts[3], ns[3], sums[3], maxs[3])
+        self.slo_viol += int(np.count_nonzero(latency > sc.slo.latency_p99))
         # truth at the request's time, and at the end of the serving model's data
         y_true = self._true_labels(t, i, j)
         eps = sc.data.label_noise
         flip = self.rng_lab.random(n) < eps if eps > 0 else np.zeros(n, bool)
-        y_obs = np.where(flip, -y_true, y_true)
-        m_end = self.end_proj_model[0][i] + self.end_proj_model[1][j]
-        if self.keys_in_table and hit.any():
-            m_end = np.where(hit, self.end_proj_table[0][i] + self.end_proj_table[1][j], m_end)
-        y_end = np.where(m_end >= 0, 1, -1)
-        age = t - np.where(hit, self.table.model.data_end_s if self.keys_in_table else 0.0,
-                           self.live.data_end_s)
-        self.lat.add_binned(latency, lat_bins)
+        end_table = self.end_proj_table if self.keys_in_table and n_hit else self.end_proj_model
+        correct, served_match, fresh_match = kernels.label_tally(pred, y_true, flip, hit, i, j, self.end_proj_model,
+                                                                 end_table, self.compiled)
+        age = t - self.live.data_end_s
+        if n_hit:
+            age[hit] = t[hit] - self.table.model.data_end_s
         # a model serves only after its data ended: a negative age is a bug, not a value to clamp
         # (float rounding of times ~1e7 s aside)
-        if age.size and age.min() < -1e-6:
+        if age.min() < -1e-6:
             raise AssertionError(f"negative model age {age.min():.3g} s at t = {t[np.argmin(age)]:.6g} s")
-        age = np.maximum(age, 0.0)
-        self.model_age.add(age)
-        if hit.any():
-            self.table_age.add(age[hit])
-        correct = pred == y_obs
+        np.maximum(age, 0.0, out=age)
+        counts, sums, maxs, ns = kernels.hist_tally(age, hit.view(np.int8), 2, compiled=self.compiled)
+        self.model_age.add_counts(counts[2], ns[2], sums[2], maxs[2])
+        self.table_age.add_counts(counts[1], ns[1], sums[1], maxs[1])
         self.requests += n
-        self.hits += int(hit.sum())
-        self.slo_viol += int(np.count_nonzero(latency > sc.slo.latency_p99))
-        self.served_correct += int(correct.sum())
+        self.hits += n_hit
+        self.served_correct += correct
         # expected correctness over the label noise: 1−ε if the prediction matches the
         # concept, else ε (paired per request, so staleness loss has low variance)
-        served_exp = float(np.sum(np.where(pred == y_true, 1 - eps, eps)))
-        fresh_exp = float(np.sum(np.where(pred == y_end, 1 - eps, eps)))
+        served_exp = served_match * (1 - eps) + (n - served_match) * eps
+        fresh_exp = fresh_match * (1 - eps) + (n - fresh_match) * eps
         self.served_expected += served_exp
         self.fresh_expected += fresh_exp
-        self.bucket.served_expected += served_exp
-        self.bucket.fresh_expected += fresh_exp
         b = self.bucket
-        b.hist.add_binned(latency, lat_bins)
+        b.served_expected += served_exp
+        b.fresh_expected += fresh_exp
         b.requests += n
-        b.correct += int(correct.sum())
-        b.hits += int(hit.sum())
-        b.age_sum += float(age.sum())
+        b.correct += correct
+        b.hits += n_hit
+        b.age_sum += float(sums[2])
+
+    def _segment(self, t_s: float) -> int:
+        """How many sudden concept shifts happened by t (projections do not span a shift)."""
+        st = self.concept.shift_t
+        return 0 if st is None else int(np.searchsorted(st, t_s, side="right"))
+
+    def _w_half(self, t_s: float) -> np.ndarray:
+        """w(t)/√2: the feature tables' rows projected on it add up to a key's margin."""
+        return self.concept.w(t_s) * (1 / math.sqrt(2))
 
     def _proj(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Concept margins of every feature-table row at time t: w(t)·x = pa[i] + pb[j]."""
-        u = self.concept.u(t_s)
-        return self.za @ u, self.zb @ u
+        w = self._w_half(t_s)
+        return self.xa @ w, self.xb @ w
 
     def _true_labels(self, t: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """sign(w(t)·x) per request, exactly. The margin at the chunk's start time t0 decides
-        every request whose margin exceeds the most the concept can move within the chunk
-        (‖z‖·drift_bound, with ‖z‖ <= ‖za_i‖ + ‖zb_j‖); the rest are evaluated exactly.
-        The margins at t0 are computed for the rows this window uses only (simulator.kernels)."""
+        """sign(w(t)·x) per request, exactly. The margin at a projection time tp <= t decides
+        every request whose margin exceeds the most the concept can move by its time
+        (‖z‖·drift_bound(t − tp), z the moving part of x, ‖z‖ <= (‖A_i‖ + ‖B_j‖)/√2; the
+        bound is linear in the span); the rest are evaluated exactly. Every row's projection at tp is kept for the
+        windows of one epoch (PROJECTION_EPOCH_S, at most) and one concept shift; a window
+        too small to repay projecting every row projects the rows it uses."""
         t0 = float(t[0])
-        m0, near_mask = kernels.concept_margins(self.za, self.zb, i, j, self.concept.u(t0), self.za_norm,
-                                                self.zb_norm, self.concept.drift_bound(float(t[-1]) - t0),
-                                                self.compiled)
+        drift = self.concept.drift_bound(1.0)
+        tp = self._proj_at
+        reuse = tp is not None and t0 - tp <= self._proj_epoch_s and self._segment(tp) == self._segment(t0)
+        project = False
+        if not reuse:
+            tp = t0
+            if 4 * t.size >= self.xa.shape[0]:
+                kernels.project_rows(self.xa, self.xb, self._w_half(tp), self.za_pn, self.zb_pn)
+                self._proj_at = tp
+            else:
+                project, self._proj_at = True, None    # the rows' column 0 is now partly stale
+        m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, self._w_half(tp), self.za_pn,
+                                                self.zb_pn, drift, t - tp, project, self.compiled)
         near = np.nonzero(near_mask)[0]
         if near.size:
-            z = self.za[i[near]] + self.zb[j[near]]
-            m0[near] = self.concept.margin(z, t[near])
+            x = (self.xa[i[near]] + self.xb[j[near]]) * (1 / math.sqrt(2))     # KeyFeatures.features
+            m0[near] = self.concept.margin(self.concept.rotate(x), t[near])
         return np.where(m0 >= 0, 1, -1).astype(np.int8)

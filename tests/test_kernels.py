@@ -47,12 +47,21 @@ def test_concept_margins_kernel_equals_numpy_twin():
     for n in (1, 100, 200_000):
         keys = rng.integers(1, 10**12, n).astype(np.uint64)
         i, j = sim.features.index(keys)
-        u = sim.concept.u(123.0)
-        m_c, near_c = kernels.concept_margins(dp.za, dp.zb, i, j, u, dp.za_norm, dp.zb_norm, 1e-3, True)
-        m_p, near_p = kernels.concept_margins(dp.za, dp.zb, i, j, u, dp.za_norm, dp.zb_norm, 1e-3, False)
+        u = dp._w_half(123.0)
+        dt = rng.uniform(0.0, 300.0, n)
+        # the compiled loop projecting the rows it uses, against numpy projecting every row
+        m_c, near_c = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.za_pn, dp.zb_pn, 3e-6, dt, True, True)
+        m_p, near_p = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.za_pn, dp.zb_pn, 3e-6, dt, True, False)
         # summation order differs, so margins agree to rounding; the labels they decide do not differ
         np.testing.assert_allclose(m_c, m_p, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(near_c, near_p)
+        # with every row projected beforehand, both gather the same projections: equal bit for bit
+        kernels.project_rows(dp.xa, dp.xb, u, dp.za_pn, dp.zb_pn)
+        m_c, near_c = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.za_pn, dp.zb_pn, 3e-6, dt, False, True)
+        m_p, near_p = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.za_pn, dp.zb_pn, 3e-6, dt, False, False)
+        np.testing.assert_array_equal(m_c, m_p)
+        np.testing.assert_array_equal(near_c, near_p)
+        assert 0 < near_c.sum() < n or n < 1000      # the exact band is neither empty nor everything
         t = np.sort(rng.uniform(100.0, 400.0, n))
         dp.compiled = True
         lab_c = dp._true_labels(t, i, j)
@@ -87,3 +96,62 @@ def test_simulation_runs_blas_on_one_thread():
     sc = load_scenario("spam", ["traffic.rate=20/s", "horizon=1h"])
     simulate(sc, Design("static", None, "dynamic", None, 2), seed=1, progress=progress)
     assert seen and set(seen) == {1}
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000, 300_000])
+def test_hist_tally_kernel_equals_numpy_twin_and_a_brute_force_tally(n):
+    from simulator.metrics import EDGES, _NBINS, bin_index
+    rng = np.random.default_rng(n)
+    v = rng.lognormal(math.log(0.02), 2.0, n)
+    v[rng.random(n) < 0.1] = 0.0                       # exact zeros (no wait)
+    if n >= 1000:
+        v[:4] = [1e-12, 1e12, EDGES[7], np.nextafter(EDGES[9], 0)]   # clipped ends; on and just below an edge
+    group = rng.integers(0, 3, n).astype(np.int8)
+    c1 = kernels.hist_tally(v, group, 3, compiled=True)
+    c0 = kernels.hist_tally(v, group, 3, compiled=False)
+    for a, b in zip(c1, c0):
+        np.testing.assert_array_equal(a, b)             # bit for bit, sums included
+    counts, sums, maxs, ns = c1
+    assert counts.shape == (4, _NBINS + 1)
+    b = bin_index(v)
+    for g in range(3):
+        sel = group == g
+        np.testing.assert_array_equal(counts[g], np.bincount(b[sel], minlength=_NBINS + 1))
+        assert ns[g] == sel.sum()
+        assert sums[g] == pytest.approx(math.fsum(v[sel].tolist()), rel=1e-12, abs=0)
+        assert maxs[g] == (v[sel].max() if sel.any() else 0.0)
+    np.testing.assert_array_equal(counts[3], np.bincount(b, minlength=_NBINS + 1))
+    assert ns[3] == n and maxs[3] == (v.max() if n else 0.0)
+    assert sums[3] == pytest.approx(math.fsum(v.tolist()), rel=1e-12, abs=0)
+    if n >= 1000:
+        assert b[2] == 1 + 7 and b[3] == 1 + 8          # the edge belongs to the bin above it
+
+
+@pytest.mark.parametrize("bad", [-1e-9, math.nan, math.inf])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_hist_tally_rejects_what_a_histogram_cannot_hold(bad, compiled):
+    v = np.array([0.1, 0.2, bad, 0.3])
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        kernels.hist_tally(v, compiled=compiled)
+
+
+def test_label_tally_kernel_equals_numpy_twin_and_counts_by_hand():
+    rng = np.random.default_rng(8)
+    n, rows = 20_000, 500
+    pred = rng.choice(np.array([-1, 1], np.int8), n)
+    y_true = rng.choice(np.array([-1, 1], np.int8), n)
+    flip = rng.random(n) < 0.2
+    hit = rng.random(n) < 0.4
+    i, j = rng.integers(0, rows, n), rng.integers(0, rows, n)
+    end_model = (rng.standard_normal(rows), rng.standard_normal(rows))
+    end_table = (rng.standard_normal(rows), rng.standard_normal(rows))
+    got = kernels.label_tally(pred, y_true, flip, hit, i, j, end_model, end_table, compiled=True)
+    assert got == kernels.label_tally(pred, y_true, flip, hit, i, j, end_model, end_table, compiled=False)
+    correct = served = fresh = 0
+    for k in range(0, n):
+        y_obs = -y_true[k] if flip[k] else y_true[k]
+        pa, pb = end_table if hit[k] else end_model
+        correct += pred[k] == y_obs
+        served += pred[k] == y_true[k]
+        fresh += pred[k] == (1 if pa[i[k]] + pb[j[k]] >= 0 else -1)
+    assert got == (correct, served, fresh)

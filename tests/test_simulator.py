@@ -197,6 +197,37 @@ def test_true_labels_fast_path_is_exact():
     np.testing.assert_array_equal(fast, exact)
 
 
+@pytest.mark.parametrize("shifts", [False, True])
+def test_true_labels_exact_when_a_projection_serves_many_windows(shifts):
+    # windows of 100 s over 2 h of a concept with a 3-day half-life (a 9-min epoch): one projection serves the
+    # windows of its epoch (the drift since it was made widens the exact band), a new one is
+    # made after the epoch and after every sudden shift; every label stays exact
+    extra = ["data.shifts={every: 30m, magnitude: 0.5}"] if shifts else []
+    sim = Simulation(small("data.concept_half_life=3d", *extra), Design("static", None, "dynamic", None, 2), 2, 7200.0)
+    dp = sim.dp
+    rng = np.random.default_rng(4)
+    # windows end at every shift, as the engine's do (no window straddles a shift)
+    edges = np.union1d(np.arange(0.0, 7300.0, 100.0), sim.shift_times[sim.shift_times < 7200.0])
+    made = []
+    for t0, t1 in zip(edges[:-1], edges[1:]):
+        t = np.sort(rng.uniform(t0, t1, int(500 * (t1 - t0)) + 1))
+        keys = rng.integers(1, 10**9, t.size).astype(np.uint64)
+        i, j = sim.features.index(keys)
+        fast = dp._true_labels(t, i, j)
+        made.append((float(t[0]), dp._proj_at))
+        z = sim.concept.rotate(sim.features.features(keys))
+        np.testing.assert_array_equal(fast, np.where(sim.concept.margin(z, t) >= 0, 1, -1))
+    made = [(t0, p) for t0, p in made if p is not None]  # None: a short window projected its own rows
+    at = [p for _, p in made]
+    assert len(set(at)) > 1                              # re-projected as the epoch ran out
+    assert len(set(at)) < len(at) / 2                    # and reused for most windows
+    assert all(0 <= t0 - p <= dp._proj_epoch_s for t0, p in made)
+    if shifts:
+        assert sim.shift_times.size >= 2
+        # no projection made before a shift serves a window after it
+        assert not any(p < s <= t0 for t0, p in made for s in sim.shift_times)
+
+
 def test_periodic_retraining_mean_age_is_d_plus_half_t():
     sc = small("data.label_delay=10m", "model.train_time={fixed: 5m, per_million_examples: 0s}",
                "horizon=12h", "traffic.rate=20/s")
