@@ -197,7 +197,16 @@ def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, sch
             progress(len(rows))
 
     if todo:
-        args = [(k, scenario, sets_t, runs[k], horizon_s) for k in todo]
+        # many small runs that together repay loading the compiled kernels: each process loads
+        # them before its first run (simulator.kernels.warm), whatever each run's own size
+        from simulator.kernels import JIT_MIN_REQUESTS
+        if scheduler is not None:
+            workers = local_workers(scheduler) or 1     # a remote cluster: its size is unknown here
+        else:
+            workers = jobs if jobs > 0 else (os.cpu_count() or 1)
+        expected = sum(_expected_requests(scenario, sets_t, runs[k].point, horizon_s) for k in todo)
+        warm = expected / min(workers, len(todo)) >= JIT_MIN_REQUESTS
+        args = [(k, scenario, sets_t, runs[k], horizon_s, warm) for k in todo]
         if scheduler is not None:
             _run_dask(scheduler, args, finished)
         elif jobs == 1:
@@ -208,8 +217,22 @@ def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, sch
     return [rows[k] for k in range(len(runs))]
 
 
-def _indexed_run(k: int, scenario: str, sets: tuple, run: Run, horizon_s: float | None) -> tuple[int, dict]:
+def _indexed_run(k: int, scenario: str, sets: tuple, run: Run, horizon_s: float | None,
+                 warm: bool = False) -> tuple[int, dict]:
+    if warm:
+        from simulator import kernels
+        kernels.warm()
     return k, run_one(scenario, sets, run, horizon_s)
+
+
+def _expected_requests(scenario: str, sets: tuple, point: tuple, horizon_s: float | None) -> float:
+    """Requests one run of this grid point simulates (at most the default request budget)."""
+    from simulator.engine import DEFAULT_REQUEST_BUDGET
+    from simulator.traffic import integrated_rate
+    sc = load_scenario(scenario, list(sets) + point_overrides(point))
+    n = integrated_rate(0.0, sc.horizon if horizon_s is None else horizon_s, sc.traffic.rate,
+                        sc.traffic.diurnal_amplitude)
+    return n if horizon_s is not None else min(n, DEFAULT_REQUEST_BUDGET)
 
 
 def _run_loky(jobs: int, args: list, finished) -> None:

@@ -123,7 +123,11 @@ class Lognormal(Frozen):
         return 0.5 * np.vectorize(math.erfc, otypes=[float])(-x / math.sqrt(2.0))
 
     def sample_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.median * np.exp(self.sigma * rng.standard_normal(n))
+        z = rng.standard_normal(n)
+        z *= self.sigma                   # median · exp(σ z), computed in place
+        np.exp(z, out=z)
+        z *= self.median
+        return z
 
 
 class Exponential(Frozen):

@@ -23,7 +23,7 @@ with a pure-Python/numpy twin that gives bit-identical results.
 The compiled versions are used when numba is installed and MLARCH_JIT is not "0"; with
 MLARCH_JIT unset, only for runs of at least JIT_MIN_REQUESTS requests, since importing numba
 and loading the cached machine code costs about a second per process (results are the same
-either way). numba is imported on first use, never at `import simulator`.
+either way), or once a process has loaded them (warm(): a sweep's workers). numba is imported on first use, never at `import simulator`.
 """
 from __future__ import annotations
 
@@ -44,11 +44,36 @@ def enabled() -> bool:
 
 
 def use_for(expected_requests: float) -> bool:
-    """Whether a run of this many requests should use the compiled kernels."""
+    """Whether a run of this many requests should use the compiled kernels: large runs, and
+    any run once this process has loaded them (warm)."""
     flag = os.environ.get(JIT_ENV)
     if flag == "0" or not _numba_installed():
         return False
-    return flag == "1" or expected_requests >= JIT_MIN_REQUESTS
+    return flag == "1" or expected_requests >= JIT_MIN_REQUESTS or _loaded
+
+
+_loaded = False
+
+
+def warm() -> bool:
+    """Load the compiled kernels now (once per process), e.g. in a sweep worker about to run
+    many small simulations that together repay the load; later runs in this process use
+    them (use_for). False when they cannot be used (numba missing, MLARCH_JIT=0)."""
+    global _loaded
+    if not enabled():
+        return False
+    if not _loaded:
+        k = _compiled()
+        # the first call of each kernel loads its machine code from numba's cache
+        k["fifo_starts"](np.zeros(1), np.zeros(1), np.zeros(1))
+        k["queue_seen"](np.zeros(1), np.zeros(1), np.zeros(0))
+        hist_tally(np.zeros(1), compiled=True)
+        z8, zi = np.zeros(1, np.int8), np.zeros(1, np.intp)
+        label_tally(z8, z8, np.zeros(1, bool), np.zeros(1, bool), zi, zi, (np.zeros(1),) * 2, (np.zeros(1),) * 2, True)
+        pn = np.zeros((1, 2))
+        concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros(1), pn, pn, 0.0, np.zeros(1), True, True)
+        _loaded = True
+    return True
 
 
 @functools.cache

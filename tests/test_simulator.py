@@ -111,6 +111,25 @@ def test_diurnal_arrival_counts_match_integrated_rate():
         assert abs(n - mu) < 4 * math.sqrt(mu)  # Poisson, 4 sigma
 
 
+@pytest.mark.parametrize("t0,t1", [(0.0, 640.0), (64_000.0, 65_000.0), (64_790.0, 64_810.0),
+                                   (21_000.0, 22_000.0), (3 * 86_400.0 - 300.0, 3 * 86_400.0 + 300.0)])
+def test_thinning_squeeze_keeps_exactly_what_comparing_every_candidate_keeps(t0, t1):
+    # the same draws, thinned by comparing every candidate with rate(t) (Lewis & Shedler)
+    from simulator.traffic import _least_rate, rate_at
+    rate, amp = 400.0, 0.6
+    got = arrivals(np.random.default_rng(11), t0, t1, rate, amp)
+    rng = np.random.default_rng(11)
+    peak = rate * (1 + amp)
+    n = rng.poisson(peak * (t1 - t0))
+    t = np.sort(rng.uniform(t0, t1, n))
+    want = t[rng.random(n) * peak < rate * (1 + amp * np.sin(2 * np.pi * t / 86400.0))]
+    np.testing.assert_array_equal(got, want)
+    # the squeeze's bound: below rate(t) everywhere on the span, and within 1e-9 of its least value
+    grid = np.linspace(t0, t1, 200_001)
+    least = _least_rate(t0, t1, rate, amp)
+    assert least <= rate_at(grid, rate, amp).min() <= least * (1 + 1e-9) + 1e-9 * rate
+
+
 def test_key_features_are_deterministic_and_standard_normal():
     kf = KeyFeatures(np.random.default_rng(7), 8)
     keys = np.arange(1, 100_001, dtype=np.uint64)

@@ -153,3 +153,32 @@ def test_kill_9_of_a_parallel_sweep_leaves_no_worker_and_the_sweep_resumes(cli, 
     res = cli(*args, "--jobs", "1")
     assert res.exit_code == 0, res.stderr
     assert f"{done} already done" in res.stderr and len(pd.read_csv(out)) == 6
+
+
+def test_a_sweep_of_many_small_runs_loads_the_compiled_kernels_once_per_process(monkeypatch):
+    # each run alone is below the size that repays loading the compiled kernels; together
+    # (per process) they are above it: the serial sweep loads them before its first run, and
+    # a grid too small stays in Python. A fresh process, so this one's state is left alone.
+    pytest.importorskip("numba")
+    code = """
+import sys
+from mlarch import sweep as sw
+from simulator import kernels
+kernels.JIT_MIN_REQUESTS = float(sys.argv[1])
+seen = []
+real = sw.run_one
+def spy(*a, **kw):
+    seen.append(kernels._loaded)
+    return real(*a, **kw)
+sw.run_one = spy
+_, runs = sw.plan("spam", ["traffic.rate=30/s"], ["traffic.rate=20/s,30/s"], 1)
+sw.run_grid("spam", ["traffic.rate=30/s"], runs, jobs=1, horizon_s=600.0)
+print(seen, kernels.use_for(1.0))
+"""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop("MLARCH_JIT", None)
+    # 20/s and 30/s over 10 min: 30,000 requests together, against a threshold of 20,000 or 40,000
+    warm = subprocess.run([sys.executable, "-c", code, "20000"], capture_output=True, text=True, env=env, check=True)
+    assert warm.stdout.split() == ["[True,", "True]", "True"]
+    cold = subprocess.run([sys.executable, "-c", code, "40000"], capture_output=True, text=True, env=env, check=True)
+    assert cold.stdout.split() == ["[False,", "False]", "False"]
