@@ -13,6 +13,9 @@ with a pure-Python/numpy twin that gives bit-identical results.
   several histograms need from one array in one pass.
 - label_tally: per request, whether the prediction matches the observed label, the concept,
   and the concept at the end of the serving model's data (integer counts).
+- zipf_round: the rejection-inversion sampler's rounding and squeeze (traffic.ZipfSampler):
+  k = clip(floor(x + 1/2), 1, kmax), accepted at once when k − x <= cut; comparisons and
+  one rounding, so both versions agree bit for bit.
 - concept_margins: the concept margin of each request at a projection time tp,
   w(tp)·x = A[i]·w/√2 + B[j]·w/√2 (x's feature-table rows projected on the concept once,
   or only the rows a small window uses), and whether the request is near enough to the
@@ -69,7 +72,8 @@ def warm() -> bool:
         k["queue_seen"](np.zeros(1), np.zeros(1), np.zeros(0))
         hist_tally(np.zeros(1), compiled=True)
         z8, zi = np.zeros(1, np.int8), np.zeros(1, np.intp)
-        label_tally(z8, z8, np.zeros(1, bool), np.zeros(1, bool), zi, zi, (np.zeros(1),) * 2, (np.zeros(1),) * 2, True)
+        label_tally(z8, z8, z8, np.zeros(1, bool), zi, zi, (np.zeros(1),) * 2, (np.zeros(1),) * 2,
+                    (np.zeros(1), np.zeros(1), 0.0), 1, True)
         pn = np.zeros((1, 2))
         concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros(1), pn, pn, 0.0, np.zeros(1), True, True)
         _loaded = True
@@ -92,7 +96,7 @@ def _compiled():
     jit = numba.njit(cache=True, nogil=True, fastmath=False)
     return {"fifo_starts": jit(_fifo_starts_loop), "concept_margins": jit(_concept_margins_loop),
             "queue_seen": jit(_queue_seen_loop), "hist_tally": jit(_hist_tally_loop),
-            "label_tally": jit(_label_tally_loop)}
+            "label_tally": jit(_label_tally_loop), "zipf_round": jit(_zipf_round_loop)}
 
 
 # ------------------------------------------------------------------ queue
@@ -334,18 +338,23 @@ def hist_tally(v: np.ndarray, group: np.ndarray | None = None, groups: int = 1, 
     return _with_total(counts, sums, maxs)
 
 
-def _label_tally_loop(pred, y_true, flip, hit, i, j, pa_model, pb_model, pa_table, pb_table):
+def _label_tally_loop(pred, path, y_true, flip, i, j, pa_score, pb_score, b_score, scored,
+                      pa_model, pb_model, pa_table, pb_table):
     correct = 0
     served = 0
     fresh = 0
     for k in range(pred.size):
-        p = pred[k]
+        g = path[k]
+        if g == scored:
+            p = 1 if pa_score[i[k]] + pb_score[j[k]] + b_score >= 0 else -1
+        else:
+            p = pred[k]
         y = y_true[k]
         if p == y:
             served += 1
         if (p == -y) if flip[k] else (p == y):
             correct += 1
-        if hit[k]:
+        if g == 0:
             m = pa_table[i[k]] + pb_table[j[k]]
         else:
             m = pa_model[i[k]] + pb_model[j[k]]
@@ -354,23 +363,70 @@ def _label_tally_loop(pred, y_true, flip, hit, i, j, pa_model, pb_model, pa_tabl
     return correct, served, fresh
 
 
-def label_tally_numpy(pred, y_true, flip, hit, i, j, pa_model, pb_model, pa_table, pb_table):
+def label_tally_numpy(pred, path, y_true, flip, i, j, pa_score, pb_score, b_score, scored,
+                      pa_model, pb_model, pa_table, pb_table):
     """The numpy twin of the compiled label tally."""
+    sel = path == scored
+    if sel.any():
+        pred = pred.copy()
+        pred[sel] = np.where(pa_score[i[sel]] + pb_score[j[sel]] + b_score >= 0, 1, -1)
     y_obs = np.where(flip, -y_true, y_true)
+    hit = path == 0
     m_end = np.where(hit, pa_table[i] + pb_table[j], pa_model[i] + pb_model[j])
     y_end = np.where(m_end >= 0, 1, -1)
     return (int(np.count_nonzero(pred == y_obs)), int(np.count_nonzero(pred == y_true)),
             int(np.count_nonzero(pred == y_end)))
 
 
-def label_tally(pred, y_true, flip, hit, i, j, end_model, end_table, compiled: bool | None = None):
+def label_tally(pred, path, y_true, flip, i, j, end_model, end_table, score=None, scored: int = -1,
+                compiled: bool | None = None):
     """(predictions matching the observed label, the concept at the request's time, the
-    concept at the end of the serving model's data), counted over the requests. end_model,
-    end_table: the concept's projections (pa, pb) of the feature-table rows at the end of
-    the model's and the table's data (a request's margin is pa[i] + pb[j]); hit: the request
-    was answered by the table; flip: its label noise flipped the observed label."""
+    concept at the end of the serving model's data), counted over the requests.
+    path: per request, 0 if the table answered it (its margin at the end of the table's
+    data counts), else another code; pred: the prediction each request got, except on
+    path `scored`, whose predictions are computed here from score = (pa, pb, b) as
+    serve.Scorer does: sign(pa[i] + pb[j] + b). end_model, end_table: the concept's
+    projections (pa, pb) of the feature-table rows at the end of the model's and the table's
+    data; flip: the request's label noise flipped its observed label."""
     if compiled is None:
         compiled = enabled()
+    if score is None:
+        score, scored = (end_model[0], end_model[1], 0.0), -1
     fn = _compiled()["label_tally"] if compiled else label_tally_numpy
-    c, s, f = fn(pred, y_true, flip, hit, i, j, end_model[0], end_model[1], end_table[0], end_table[1])
+    c, s, f = fn(pred, path, y_true, flip, i, j, score[0], score[1], float(score[2]), int(scored),
+                 end_model[0], end_model[1], end_table[0], end_table[1])
     return int(c), int(s), int(f)
+
+
+# ---------------------------------------------------------------- Zipf keys
+
+def _zipf_round_loop(x, cut, kmax, max_key):
+    n = x.size
+    val = np.empty(n)
+    ok = np.empty(n, dtype=np.bool_)
+    for q in range(n):
+        xv = x[q]
+        kv = np.floor(xv + 0.5)
+        if kv < 1.0:
+            kv = 1.0
+        if kv > kmax:
+            kv = kmax
+        ok[q] = (kv - xv <= cut) or (xv > max_key)
+        val[q] = np.inf if xv > max_key else kv
+    return val, ok
+
+
+def zipf_round_numpy(x, cut, kmax, max_key):
+    """The numpy twin of the compiled rounding and squeeze."""
+    k = np.clip(np.floor(x + 0.5), 1.0, kmax)
+    return np.where(x > max_key, np.inf, k), (k - x <= cut) | (x > max_key)
+
+
+def zipf_round(x: np.ndarray, cut: float, kmax: float, max_key: float, compiled: bool | None = None):
+    """(rank k, or inf beyond max_key; accepted by the squeeze or beyond max_key) per draw x."""
+    if compiled is None:
+        compiled = enabled()
+    if compiled:
+        return _compiled()["zipf_round"](np.ascontiguousarray(x, dtype=np.float64), float(cut), float(kmax),
+                                         float(max_key))
+    return zipf_round_numpy(x, cut, kmax, max_key)

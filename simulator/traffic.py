@@ -105,28 +105,38 @@ class ZipfSampler:
         self.h_n = (1.0 / (s - 1.0)) if math.isinf(self.n) else float(_h_integral(self.n + 0.5, s))
         self.cut = 2.0 - float(_h_integral_inv(_h_integral(2.5, s) - 2.0 ** (-s), s))
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """`size` keys as uint64 (ranks from 1; exact integers up to 2^53, then rounded)."""
+    def sample(self, rng: np.random.Generator, size: int, compiled: bool | None = False) -> np.ndarray:
+        """`size` keys as uint64 (ranks from 1; exact integers up to 2^53, then rounded).
+        compiled: the rounding and squeeze in simulator.kernels' compiled loop (None: whenever
+        available); the keys are the same either way."""
+        from . import kernels
         if self.s == 0.0:
             u = rng.random(size)
             return (np.floor(u * self.n) + 1).astype(np.uint64)
-        out = np.empty(size, dtype=np.float64)
+        out = None
         todo = np.arange(size)
         s = self.s
+        kmax = min(self.n, MAX_KEY)
         while todo.size:
             u = self.h_n + rng.random(todo.size) * (self.h_x1 - self.h_n)
             with np.errstate(over="ignore"):
                 x = _h_integral_inv(u, s)
-            k = np.clip(np.floor(x + 0.5), 1.0, min(self.n, MAX_KEY))
             # the squeeze k − x <= cut accepts most draws; the exact test only for the rest
-            ok = (k - x <= self.cut) | (x > MAX_KEY)
+            val, ok = kernels.zipf_round(x, self.cut, kmax, MAX_KEY, compiled)
             rest = np.nonzero(~ok)[0]
             if rest.size:
-                kr = k[rest]
+                kr = val[rest]
                 ok[rest] = u[rest] >= _h_integral(kr + 0.5, s) - kr ** (-s)
-            out[todo[ok]] = np.where(x[ok] > MAX_KEY, np.inf, k[ok])
+            if out is None:
+                out = val               # the first round draws every key: rejected ones are redrawn
+            else:
+                out[todo[ok]] = val[ok]
             todo = todo[~ok]
+        if out is None:
+            return np.empty(0, dtype=np.uint64)
         tail = np.isinf(out)
+        if not tail.any():
+            return out.astype(np.uint64)
         keys = np.where(tail, 0.0, out).astype(np.uint64)
         if tail.any():
             # a rank beyond MAX_KEY: each such key has probability < MAX_KEY^−s, so a request for

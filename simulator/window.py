@@ -198,7 +198,7 @@ class DataPlane:
         """Warm-up requests: they load the queue like any other, and are not recorded."""
         if t.size == 0 or self.pool is None:
             return
-        keys = self.zipf.sample(self.rng_keys, t.size)
+        keys = self.zipf.sample(self.rng_keys, t.size, self.compiled)
         miss = keys > np.uint64(self.keys_in_table) if self.keys_in_table else np.ones(t.size, bool)
         idx = np.nonzero(miss)[0]
         if idx.size:
@@ -210,7 +210,7 @@ class DataPlane:
         if n == 0:
             return
         sc = self.sc
-        keys = self.zipf.sample(self.rng_keys, n)
+        keys = self.zipf.sample(self.rng_keys, n, self.compiled)
         if self.on_requests is not None: self.on_requests(t, keys)  # noqa: E701
         i, j = self.features.index(keys)
         # the path that answers each request: the table (a hit), the model, or neither
@@ -223,6 +223,8 @@ class DataPlane:
             hit, n_hit = np.zeros(n, bool), 0
         pred = np.empty(n, dtype=np.int8)
         latency = np.empty(n)
+        # the built-in model's predictions are made in the label tally (kernels.label_tally)
+        score = (self.scorer.pa, self.scorer.pb, self.scorer.b) if isinstance(self.scorer, Scorer) else None
         if n_hit:
             pred[hit] = self.table.lookup(keys[hit])
             latency[hit] = sc.serving.lookup_time.sample_s(self.rng_svc, n_hit)
@@ -230,7 +232,8 @@ class DataPlane:
             idx = np.nonzero(~hit)[0] if n_hit else slice(None)
             if self.pool is not None:
                 ta = t[idx]
-                pred[idx] = self.scorer.predict(i[idx], j[idx])
+                if score is None:
+                    pred[idx] = self.scorer.predict(i[idx], j[idx])
                 starts, svc = self._model_path(ta)
                 if self.scaler is not None:
                     self.bucket.work_s += float(svc.sum())
@@ -263,8 +266,8 @@ class DataPlane:
         eps = sc.data.label_noise
         flip = self.rng_lab.random(n) < eps if eps > 0 else np.zeros(n, bool)
         end_table = self.end_proj_table if self.keys_in_table and n_hit else self.end_proj_model
-        correct, served_match, fresh_match = kernels.label_tally(pred, y_true, flip, hit, i, j, self.end_proj_model,
-                                                                 end_table, self.compiled)
+        correct, served_match, fresh_match = kernels.label_tally(pred, path, y_true, flip, i, j, self.end_proj_model,
+                                                                 end_table, score, _MODEL, self.compiled)
         age = t - self.live.data_end_s
         if n_hit:
             age[hit] = t[hit] - self.table.model.data_end_s

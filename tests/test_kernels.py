@@ -141,17 +141,36 @@ def test_label_tally_kernel_equals_numpy_twin_and_counts_by_hand():
     pred = rng.choice(np.array([-1, 1], np.int8), n)
     y_true = rng.choice(np.array([-1, 1], np.int8), n)
     flip = rng.random(n) < 0.2
-    hit = rng.random(n) < 0.4
+    path = rng.integers(0, 3, n).astype(np.int8)          # 0 table, 1 model (scored here), 2 fallback
     i, j = rng.integers(0, rows, n), rng.integers(0, rows, n)
     end_model = (rng.standard_normal(rows), rng.standard_normal(rows))
     end_table = (rng.standard_normal(rows), rng.standard_normal(rows))
-    got = kernels.label_tally(pred, y_true, flip, hit, i, j, end_model, end_table, compiled=True)
-    assert got == kernels.label_tally(pred, y_true, flip, hit, i, j, end_model, end_table, compiled=False)
-    correct = served = fresh = 0
-    for k in range(0, n):
-        y_obs = -y_true[k] if flip[k] else y_true[k]
-        pa, pb = end_table if hit[k] else end_model
-        correct += pred[k] == y_obs
-        served += pred[k] == y_true[k]
-        fresh += pred[k] == (1 if pa[i[k]] + pb[j[k]] >= 0 else -1)
-    assert got == (correct, served, fresh)
+    score = (rng.standard_normal(rows), rng.standard_normal(rows), 0.3)
+    for sc, scored in ((score, 1), (None, -1)):
+        got = kernels.label_tally(pred, path, y_true, flip, i, j, end_model, end_table, sc, scored, compiled=True)
+        assert got == kernels.label_tally(pred, path, y_true, flip, i, j, end_model, end_table, sc, scored,
+                                          compiled=False)
+        correct = served = fresh = 0
+        for k in range(n):
+            p = pred[k]
+            if path[k] == scored:
+                p = 1 if score[0][i[k]] + score[1][j[k]] + score[2] >= 0 else -1
+            y_obs = -y_true[k] if flip[k] else y_true[k]
+            pa, pb = end_table if path[k] == 0 else end_model
+            correct += p == y_obs
+            served += p == y_true[k]
+            fresh += p == (1 if pa[i[k]] + pb[j[k]] >= 0 else -1)
+        assert got == (correct, served, fresh)
+
+
+@pytest.mark.parametrize("n_keys,s", [(1e6, 1.1), (math.inf, 1.5), (1e9, 0.8), (10.0, 0.5), (math.inf, 1.018)])
+def test_zipf_keys_are_the_same_with_the_compiled_rounding(n_keys, s):
+    from simulator.traffic import MAX_KEY, ZipfSampler
+    z = ZipfSampler(n_keys, s)
+    keys = [z.sample(np.random.default_rng(4), 300_000, compiled) for compiled in (True, False)]
+    np.testing.assert_array_equal(keys[0], keys[1])
+    assert keys[0].min() >= 1
+    if n_keys == math.inf and s < 1.05:
+        assert (keys[0] > np.uint64(MAX_KEY)).any()       # the tail beyond the largest rank is drawn too
+    else:
+        assert keys[0].max() <= min(n_keys, MAX_KEY)
