@@ -63,8 +63,8 @@ class DataPlane:
         self.xa, self.xb = features.a, features.b
         # per row: scratch for its projection (kernels.concept_margins), and an upper bound on
         # the norm of its moving part (rotation keeps norms; the rest does not move): ‖A_r‖/√2
-        self.za_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.a, axis=1) / math.sqrt(2)])
-        self.zb_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.b, axis=1) / math.sqrt(2)])
+        self.xa_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.a, axis=1) / math.sqrt(2)])
+        self.xb_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.b, axis=1) / math.sqrt(2)])
         self._proj_at: float | None = None      # time of the projections in their column 0
         # how long one projection serves: the concept moves a margin by at most ‖z‖·drift per
         # second, so over this epoch a unit-norm row's margin moves at most 2e-3, and only the
@@ -314,9 +314,10 @@ class DataPlane:
         """sign(w(t)·x) per request, exactly. The margin at a projection time tp <= t decides
         every request whose margin exceeds the most the concept can move by its time
         (‖z‖·drift_bound(t − tp), z the moving part of x, ‖z‖ <= (‖A_i‖ + ‖B_j‖)/√2; the
-        bound is linear in the span); the rest are evaluated exactly. Every row's projection at tp is kept for the
-        windows of one epoch (PROJECTION_EPOCH_S, at most) and one concept shift; a window
-        too small to repay projecting every row projects the rows it uses."""
+        bound is linear in the span); the rest are evaluated exactly. Every row's projection
+        at tp is kept for the windows of one epoch (PROJECTION_EPOCH_S, at most) and one
+        concept shift; a window too small to repay projecting every row projects the rows it
+        uses."""
         t0 = float(t[0])
         drift = self.concept.drift_bound(1.0)
         tp = self._proj_at
@@ -325,12 +326,12 @@ class DataPlane:
         if not reuse:
             tp = t0
             if 4 * t.size >= self.xa.shape[0]:
-                kernels.project_rows(self.xa, self.xb, self._w_half(tp), self.za_pn, self.zb_pn)
+                kernels.project_rows(self.xa, self.xb, self._w_half(tp), self.xa_pn, self.xb_pn)
                 self._proj_at = tp
             else:
                 project, self._proj_at = True, None    # the rows' column 0 is now partly stale
-        m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, self._w_half(tp), self.za_pn,
-                                                self.zb_pn, drift, t - tp, project, self.compiled)
+        m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, self._w_half(tp), self.xa_pn,
+                                                self.xb_pn, drift, t - tp, project, self.compiled)
         near = np.nonzero(near_mask)[0]
         if near.size:
             x = (self.xa[i[near]] + self.xb[j[near]]) * (1 / math.sqrt(2))     # KeyFeatures.features

@@ -3,7 +3,6 @@
 modules that compute them (tested on their own in test_mutation_latency.py and
 test_mutation_schedule.py); the cost arithmetic, job counts and the assembly are checked here
 against the scenario's prices and the schedule counted by hand."""
-import math
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """advisor.schedule and advisor.staleness on a scenario whose figures are worked out by hand
 (issue 18, item 5; docs/testing.md). The model-age profile is checked against an explicit
 enumeration of the deployments."""
-import math
 
 import numpy as np
 import pytest

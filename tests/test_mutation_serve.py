@@ -1,7 +1,6 @@
 """simulator.serve against brute force (issue 18, item 5; docs/testing.md): the FIFO pool
 against a per-request simulation that scans every server, queue lengths by counting, the
 Scorer and the Table against the model on materialised features."""
-import math
 
 import numpy as np
 import pytest

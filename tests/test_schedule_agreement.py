@@ -1,6 +1,5 @@
 """Training schedules whose jobs outlast their period, the default period of a pinned periodic
 design, and the exact M/D/c chain's banded solve (issue 11: costs and latency that agree)."""
-import math
 
 import numpy as np
 import pytest
