@@ -27,7 +27,8 @@ fuzz: install
 	$(BIN)/python tests/run_fuzz.py --examples $(FUZZ_EXAMPLES) --jobs $(FUZZ_JOBS)
 
 # mutation testing of the modules that compute figures ([tool.mutmut] in pyproject.toml);
-# not in CI: about an hour on 2 cores. Prints the score per module; see docs/testing.md.
+# not in CI: several hours on 2 cores (it resumes where it stopped). Prints the score per
+# module; see docs/testing.md.
 mutate: install
 	$(BIN)/python -m pip install --quiet 'mutmut>=3.3'
 	$(BIN)/mutmut run --max-children 2 || true

@@ -310,8 +310,11 @@ def hist_tally_numpy(v, group, groups):
     counts = np.bincount(g * nb + b, minlength=groups * nb).reshape(groups, nb)
     sums = np.bincount(g, weights=v, minlength=groups)     # each group's values added in order
     maxs = np.zeros(groups)
-    for k in range(groups):
-        if counts[k].any():
+    present = np.nonzero(counts.any(axis=1))[0]
+    if present.size == 1:
+        maxs[present[0]] = v.max()
+    else:
+        for k in present:
             maxs[k] = v[g == k].max()
     return _with_total(counts, sums, maxs)
 
@@ -365,17 +368,24 @@ def _label_tally_loop(pred, path, y_true, flip, i, j, pa_score, pb_score, b_scor
 
 def label_tally_numpy(pred, path, y_true, flip, i, j, pa_score, pb_score, b_score, scored,
                       pa_model, pb_model, pa_table, pb_table):
-    """The numpy twin of the compiled label tally."""
+    """The numpy twin of the compiled label tally (labels and predictions are ±1, so a
+    prediction matches the observed label exactly when it matches the concept xor the flip)."""
     sel = path == scored
-    if sel.any():
+    if sel.all():
+        pred = np.where(pa_score[i] + pb_score[j] + b_score >= 0, 1, -1).astype(np.int8)
+    elif sel.any():
         pred = pred.copy()
         pred[sel] = np.where(pa_score[i[sel]] + pb_score[j[sel]] + b_score >= 0, 1, -1)
-    y_obs = np.where(flip, -y_true, y_true)
-    hit = path == 0
-    m_end = np.where(hit, pa_table[i] + pb_table[j], pa_model[i] + pb_model[j])
-    y_end = np.where(m_end >= 0, 1, -1)
-    return (int(np.count_nonzero(pred == y_obs)), int(np.count_nonzero(pred == y_true)),
-            int(np.count_nonzero(pred == y_end)))
+    hit = np.nonzero(path == 0)[0]
+    if hit.size == path.size:
+        m_end = pa_table[i] + pb_table[j]
+    else:
+        m_end = pa_model[i] + pb_model[j]
+        if hit.size:
+            m_end[hit] = pa_table[i[hit]] + pb_table[j[hit]]
+    match = pred == y_true
+    return (int(np.count_nonzero(match ^ flip)), int(np.count_nonzero(match)),
+            int(np.count_nonzero((pred > 0) == (m_end >= 0))))
 
 
 def label_tally(pred, path, y_true, flip, i, j, end_model, end_table, score=None, scored: int = -1,
@@ -385,7 +395,7 @@ def label_tally(pred, path, y_true, flip, i, j, end_model, end_table, score=None
     path: per request, 0 if the table answered it (its margin at the end of the table's
     data counts), else another code; pred: the prediction each request got, except on
     path `scored`, whose predictions are computed here from score = (pa, pb, b) as
-    serve.Scorer does: sign(pa[i] + pb[j] + b). end_model, end_table: the concept's
+    serve.Scorer does: sign(pa[i] + pb[j] + b). Predictions and labels are ±1. end_model, end_table: the concept's
     projections (pa, pb) of the feature-table rows at the end of the model's and the table's
     data; flip: the request's label noise flipped its observed label."""
     if compiled is None:
