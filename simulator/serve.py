@@ -42,7 +42,7 @@ class Table:
             # a table too large for a row array (a static design over 1e10 keys): every read
             # scores its key with the filling model through the key-feature tables' projections
             # (Scorer: the same prediction up to float rounding of exact ties)
-            self._rows, self._scorer = None, Scorer(model, features)
+            self._done, self._scorer = None, Scorer(model, features)
             return
         # two bits per key, packed (1/8 of an int8 row array: a 67M-key voice table is 17 MB
         # at most, and only the pages requests touch are ever resident): whether the row has
@@ -50,11 +50,10 @@ class Table:
         n_bytes = (keys + 7) // 8
         self._done = np.zeros(n_bytes, dtype=np.uint8)
         self._plus = np.zeros(n_bytes, dtype=np.uint8)
-        self._rows = True
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """The ±1 prediction (int8) the table holds for each key (1-based, <= self.keys)."""
-        if self._rows is None:
+        if self._done is None:
             return self._scorer.predict(*self.features.index(keys))
         idx = keys.astype(np.int64) - 1
         byte, bit = idx >> 3, (idx & 7).astype(np.uint8)
@@ -69,7 +68,7 @@ class Table:
 
     def rows_computed(self) -> int:
         """How many rows reads have computed so far (0 for a table without rows)."""
-        return 0 if self._rows is None else int(np.unpackbits(self._done).sum())
+        return 0 if self._done is None else int(np.unpackbits(self._done).sum())
 
 
 def batch_predict(model: Model, features: KeyFeatures, keys: int) -> np.ndarray:

@@ -214,3 +214,41 @@ def test_nonzero_bins_upper_edges():
     for e, x in zip(edges[1:], [3e-3, 0.2]):
         assert x < e <= x * R * (1 + EXACT)
     assert counts[1:] == [2, 1]       # 3e-3 and 3.01e-3 share a bin (ratio 1.0033 < 1.02)
+
+
+@pytest.mark.parametrize("shift", [-0.6, -1e-9, 0.0, 1e-9, 0.6])
+def test_edge_correction_puts_a_value_in_its_bin_from_a_log_off_by_less_than_a_bin(shift):
+    # the bin of a positive value is the k with EDGES[k] <= v < EDGES[k + 1] (clipped to the
+    # range), whatever the rounding of the log it is estimated from: the estimate is moved
+    # across an edge by one comparison. Here the logs are pushed off by a share of a bin.
+    from simulator.metrics import EDGES, _NBINS, edge_corrected
+    rng = np.random.default_rng(12)
+    v = np.concatenate([EDGES[:40], EDGES[-40:], np.nextafter(EDGES[1:], 0)[:40], np.nextafter(EDGES[-40:], 0),
+                        np.exp(rng.uniform(math.log(LO), math.log(metrics.HIST_HI_S), 5000)),
+                        [LO * 0.5, metrics.HIST_HI_S * 3, EDGES[-1] * 1.0001]])
+    want = np.clip(np.searchsorted(EDGES, v, side="right") - 1, 0, _NBINS - 1)
+    got = edge_corrected(v, np.log(v) + shift * math.log(R))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(bin_index(v), 1 + want)
+
+
+def test_add_counts_equals_adding_the_values():
+    rng = np.random.default_rng(13)
+    v = np.concatenate([rng.lognormal(-3, 1.5, 10_000), np.zeros(50)])
+    direct, tallied = LogHistogram(), LogHistogram()
+    direct.add(v[:4000])
+    direct.add(v[4000:])
+    for part in (v[:4000], v[4000:]):
+        counts = np.bincount(bin_index(part), minlength=metrics._NBINS + 1)
+        tallied.add_counts(counts, part.size, math.fsum(part.tolist()), part.max())
+    np.testing.assert_array_equal(tallied.counts, direct.counts)
+    assert tallied.n == direct.n == v.size
+    assert tallied.total == pytest.approx(direct.total, rel=EXACT) and tallied.max == direct.max
+    # an empty tally changes nothing, whatever it says besides its zero count
+    before = (tallied.counts.copy(), tallied.n, tallied.total, tallied.max)
+    tallied.add_counts(np.ones_like(tallied.counts), 0, 5.0, 1e9)
+    np.testing.assert_array_equal(tallied.counts, before[0])
+    assert (tallied.n, tallied.total, tallied.max) == before[1:]
+    # a tally whose values are all smaller keeps the larger maximum
+    tallied.add_counts(np.zeros_like(tallied.counts), 1, 0.0, 0.0)
+    assert tallied.max == direct.max and tallied.n == v.size + 1

@@ -166,3 +166,22 @@ def test_batch_predict_any_size(monkeypatch, k):
     junk = np.full(k, 5, dtype=np.int8)
     del junk
     np.testing.assert_array_equal(batch_predict(m, feats, k), ref)
+
+
+def test_a_table_beyond_the_row_limit_scores_reads_with_its_model_and_keeps_no_rows(monkeypatch):
+    # a table larger than DENSE_TABLE_KEYS (here lowered to 100) keeps no row bits: each read is
+    # the filling model's prediction on the key's features, through the Scorer's projections
+    monkeypatch.setattr(serve, "DENSE_TABLE_KEYS", 100)
+    d = 4
+    feats = KeyFeatures(np.random.default_rng(14), d)
+    m = _model(d, 3)
+    table = Table(101, m, feats, 0.0)
+    keys = np.arange(1, 102, dtype=np.uint64)
+    x = feats.features(keys)
+    clear = np.abs(m.decision_function(x)) > 1e-9
+    assert clear.sum() > 90
+    np.testing.assert_array_equal(table.lookup(keys)[clear], m.predict(x)[clear])
+    assert table.rows_computed() == 0
+    small = Table(100, m, feats, 0.0)                   # at the limit: row bits
+    small.lookup(keys[:7])
+    assert small.rows_computed() == 7

@@ -197,11 +197,11 @@ def test_a_table_too_large_for_rows_scores_each_read_with_the_filling_model():
     k = 10**11
     assert k > DENSE_TABLE_KEYS
     table = Table(k, sim.live, sim.features, 0.0)
-    assert table._rows is None
     keys = np.random.default_rng(4).integers(1, k + 1, 100_000).astype(np.uint64)
     x = sim.features.features(keys)
     clear = np.abs(sim.live.decision_function(x)) > 1e-9
     np.testing.assert_array_equal(table.lookup(keys)[clear], sim.live.predict(x)[clear])
+    assert table.rows_computed() == 0                   # no row is kept
 
 
 def test_true_labels_fast_path_is_exact():
