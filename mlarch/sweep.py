@@ -225,6 +225,7 @@ def _indexed_run(k: int, scenario: str, sets: tuple, run: Run, horizon_s: float 
     return k, run_one(scenario, sets, run, horizon_s)
 
 
+@functools.lru_cache(maxsize=4096)
 def _expected_requests(scenario: str, sets: tuple, point: tuple, horizon_s: float | None) -> float:
     """Requests one run of this grid point simulates (at most the default request budget)."""
     from simulator.engine import DEFAULT_REQUEST_BUDGET

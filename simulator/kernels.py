@@ -21,12 +21,13 @@ with a pure-Python/numpy twin that gives bit-identical results.
   or only the rows a small window uses), and whether the request is near enough to the
   boundary to need an exact evaluation at its own time.
   Only the sign of a margin is used, and a margin is only trusted when it exceeds the most
-  the concept can move within the window, so summation order cannot change a label.
+  the concept can have moved since tp, so summation order cannot change a label.
 
 The compiled versions are used when numba is installed and MLARCH_JIT is not "0"; with
 MLARCH_JIT unset, only for runs of at least JIT_MIN_REQUESTS requests, since importing numba
 and loading the cached machine code costs about a second per process (results are the same
-either way), or once a process has loaded them (warm(): a sweep's workers). numba is imported on first use, never at `import simulator`.
+either way), or once a process has loaded them (warm(): a sweep's workers). numba is
+imported on first use, never at `import simulator`.
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def warm() -> bool:
                     (np.zeros(1), np.zeros(1), 0.0), 1, True)
         pn = np.zeros((1, 2))
         concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros(1), pn, pn, 0.0, np.zeros(1), True, True)
+        zipf_round(np.ones(1), 0.5, 2.0, 9e18, True)
         _loaded = True
     return True
 
@@ -253,9 +255,10 @@ def concept_margins(za, zb, i, j, u, pn_a, pn_b, drift_per_s: float, dt_s: np.nd
     """(margins at the projection time tp, mask of requests to evaluate exactly): those whose
     margin may have changed sign by their time tp + dt_s, the concept moving at most
     drift_per_s per second (Concept.drift_bound(1.0)) and a margin by at most ‖z‖ times that.
-    pn_a, pn_b: rows × 2 arrays, column 1 the rows' norms ‖za_r‖, ‖zb_r‖, column 0 their
-    projections at tp (project_rows); project=True: first project (at least) the rows this
-    window uses on u = u(tp)."""
+    pn_a, pn_b: rows × 2 arrays, column 1 an upper bound on the norm of each row's moving
+    part, column 0 the rows' projections on u at tp (project_rows). project=True: project the
+    rows this window uses on u here instead; column 0 is then left partly overwritten
+    (compiled) or as it was (numpy), and must be projected again before it is reused."""
     if compiled is None:
         compiled = enabled()
     if compiled:
