@@ -298,9 +298,7 @@ def _hist_tally_loop(v, log_v, group, groups, edges, log_lo, inv_log_r):
 
 def _with_total(counts, sums, maxs):
     """Append the row over all groups: counts and maxima, and the groups' sums added in order."""
-    total = 0.0
-    for s in sums.tolist():
-        total += s
+    total = sum(sums.tolist(), 0.0)       # in group order, the same in both versions
     return (np.vstack([counts, counts.sum(axis=0)]), np.append(sums, total), np.append(maxs, maxs.max()),
             np.append(counts.sum(axis=1), counts.sum()))
 

@@ -21,6 +21,8 @@ import numpy as np
 from scenarios.drift import drift_spectrum
 from scenarios.schema import Scenario
 
+from . import kernels
+
 TABLE_BITS = 17
 TABLE_ROWS = 1 << TABLE_BITS
 TABLE_FLOATS = 1 << 22     # per table: at most 32 MB of features however many there are
@@ -109,7 +111,6 @@ class ZipfSampler:
         """`size` keys as uint64 (ranks from 1; exact integers up to 2^53, then rounded).
         compiled: the rounding and squeeze in simulator.kernels' compiled loop (None: whenever
         available); the keys are the same either way."""
-        from . import kernels
         if self.s == 0.0:
             u = rng.random(size)
             return (np.floor(u * self.n) + 1).astype(np.uint64)

@@ -70,7 +70,7 @@ class DataPlane:
         # second, so over this epoch a unit-norm row's margin moves at most 2e-3, and only the
         # few requests that close to the boundary are evaluated exactly (for a 3-day
         # half-life, 9 min; a frozen concept: the cap)
-        drift = concept.drift_bound(1.0)
+        self._drift_per_s = drift = concept.drift_bound(1.0)
         self._proj_epoch_s = min(PROJECTION_EPOCH_S, 2e-3 / drift) if drift > 0 else PROJECTION_EPOCH_S
         if compiled is None:
             tr = sc.traffic
@@ -319,19 +319,18 @@ class DataPlane:
         concept shift; a window too small to repay projecting every row projects the rows it
         uses."""
         t0 = float(t[0])
-        drift = self.concept.drift_bound(1.0)
         tp = self._proj_at
         reuse = tp is not None and t0 - tp <= self._proj_epoch_s and self._segment(tp) == self._segment(t0)
-        project = False
-        if not reuse:
-            tp = t0
-            if 4 * t.size >= self.xa.shape[0]:
-                kernels.project_rows(self.xa, self.xb, self._w_half(tp), self.xa_pn, self.xb_pn)
-                self._proj_at = tp
-            else:
-                project, self._proj_at = True, None    # the rows' column 0 is now partly stale
-        m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, self._w_half(tp), self.xa_pn,
-                                                self.xb_pn, drift, t - tp, project, self.compiled)
+        if reuse:
+            w, project = self._w_half(tp), False
+        else:
+            tp, w = t0, self._w_half(t0)
+            project = 4 * t.size < self.xa.shape[0]      # a small window projects the rows it uses
+            if not project:
+                kernels.project_rows(self.xa, self.xb, w, self.xa_pn, self.xb_pn)
+            self._proj_at = None if project else tp      # after a partial projection, column 0 is stale
+        m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, w, self.xa_pn, self.xb_pn,
+                                                self._drift_per_s, t - tp, project, self.compiled)
         near = np.nonzero(near_mask)[0]
         if near.size:
             x = (self.xa[i[near]] + self.xb[j[near]]) * (1 / math.sqrt(2))     # KeyFeatures.features
