@@ -269,30 +269,48 @@ def concept_margins(za, zb, i, j, u, pn_a, pn_b, drift_per_s: float, dt_s: np.nd
 
 # ---------------------------------------------------------------- histograms
 
-def _hist_tally_loop(v, log_v, group, groups, edges, log_lo, inv_log_r):
+def _hist_tally_loop(v, group, groups, edges, cell_bin, lo_cell, cell_shift):
     nb = edges.size - 1
+    ncell = cell_bin.size
     counts = np.zeros((groups, nb + 1), dtype=np.int64)
     sums = np.zeros(groups)
     maxs = np.zeros(groups)
+    bits = v.view(np.int64)
+    s0 = s1 = s2 = 0.0
+    m0 = m1 = m2 = 0.0
     for k in range(v.size):
         x = v[k]
         if not (x >= 0.0) or x == np.inf:
             return counts, sums, maxs, False
-        b = 0
-        if x > 0.0:
-            f = np.floor((log_v[k] - log_lo) * inv_log_r)
-            f = min(max(f, 0.0), nb - 1.0)
-            b = int(f)
-            if b > 0 and x < edges[b]:
-                b -= 1
-            elif b < nb - 1 and x >= edges[b + 1]:
-                b += 1
-            b += 1
+        # the bin of the value's cell (its exponent and leading mantissa bits), or the next
+        # one when an edge splits the cell; no branch, since which one is unpredictable
+        b = cell_bin[min(max((bits[k] >> cell_shift) - lo_cell, 0), ncell - 1)]
+        b += np.int64(x >= edges[b + 1]) * np.int64(b < nb - 1)
+        b = (b + 1) * np.int64(x > 0.0)
         g = group[k]
         counts[g, b] += 1
-        sums[g] += x
-        if x > maxs[g]:
-            maxs[g] = x
+        if groups <= 3:
+            # one register chain per group (added in order, as np.bincount's weights are);
+            # x·0 adds nothing to a sum of non-negative values, and cannot raise a maximum
+            f0 = x * np.float64(g == 0)
+            f1 = x * np.float64(g == 1)
+            f2 = x * np.float64(g == 2)
+            s0 += f0
+            s1 += f1
+            s2 += f2
+            m0 = max(m0, f0)
+            m1 = max(m1, f1)
+            m2 = max(m2, f2)
+        else:
+            sums[g] += x
+            if x > maxs[g]:
+                maxs[g] = x
+    if groups <= 3:
+        sums[0], maxs[0] = s0, m0
+        if groups > 1:
+            sums[1], maxs[1] = s1, m1
+        if groups > 2:
+            sums[2], maxs[2] = s2, m2
     return counts, sums, maxs, True
 
 
@@ -327,7 +345,7 @@ def hist_tally(v: np.ndarray, group: np.ndarray | None = None, groups: int = 1, 
     sum adds the groups' sums in group order). Each group's values are added in order, as
     np.bincount's weights are, so both versions round alike. Bins as metrics.bin_index;
     raises ValueError on a negative or non-finite value, as it does."""
-    from .metrics import _LOG_LO, _LOG_R, EDGES
+    from .metrics import CELL_BIN, CELL_SHIFT, EDGES, LO_CELL
     v = np.ascontiguousarray(v, dtype=np.float64)
     if group is None:
         group = np.zeros(v.size, dtype=np.int8)
@@ -335,9 +353,8 @@ def hist_tally(v: np.ndarray, group: np.ndarray | None = None, groups: int = 1, 
         compiled = enabled()
     if not compiled:
         return hist_tally_numpy(v, group, groups)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_v = np.log(v)      # numpy's vectorised log; the kernel corrects it at the edges
-    counts, sums, maxs, ok = _compiled()["hist_tally"](v, log_v, group, groups, EDGES, _LOG_LO, 1.0 / _LOG_R)
+    counts, sums, maxs, ok = _compiled()["hist_tally"](v, np.ascontiguousarray(group, dtype=np.int8), groups,
+                                                       EDGES, CELL_BIN, LO_CELL, CELL_SHIFT)
     if not ok:
         raise ValueError("histogram values must be finite and non-negative")
     return _with_total(counts, sums, maxs)

@@ -33,6 +33,18 @@ def bin_index(v: np.ndarray) -> np.ndarray:
 
 _LOG_LO = math.log(HIST_LO_S)
 
+# A faster route to the same bins (simulator.kernels.hist_tally), without a logarithm: a
+# positive double's bits shifted right by CELL_SHIFT (its exponent and 7 leading mantissa
+# bits) name a cell no wider than 2^-7 ≈ 0.8% of its values, narrower than a bin (2%), so at
+# most one edge falls inside a cell: a value lies in its cell's bin, CELL_BIN (the bin of the
+# cell's least value, by the edges), or in the next one when it is at or above that bin's upper
+# edge. Cells below and above the range clip to its first and last cell.
+CELL_SHIFT = 52 - 7
+LO_CELL = int(np.float64(HIST_LO_S).view(np.int64)) >> CELL_SHIFT
+_CELL_LEAST = ((np.arange((int(np.float64(EDGES[-1]).view(np.int64)) >> CELL_SHIFT) - LO_CELL + 1, dtype=np.int64)
+                + LO_CELL) << CELL_SHIFT).view(np.float64)
+CELL_BIN = np.clip(np.searchsorted(EDGES, _CELL_LEAST, side="right") - 1, 0, _NBINS - 1).astype(np.int64)
+
 
 def edge_corrected(v: np.ndarray, log_v: np.ndarray) -> np.ndarray:
     """0-based bin k of positive values (EDGES[k] <= v < EDGES[k + 1], clipped to the range)

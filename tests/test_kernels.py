@@ -127,6 +127,39 @@ def test_hist_tally_kernel_equals_numpy_twin_and_a_brute_force_tally(n):
         assert b[2] == 1 + 7 and b[3] == 1 + 8          # the edge belongs to the bin above it
 
 
+@pytest.mark.parametrize("groups", [1, 3, 5])
+def test_hist_tally_bins_every_edge_and_its_neighbours_as_the_edges_say(groups):
+    """The compiled tally bins by cells of the float's bits (metrics.CELL_BIN): every edge, the
+    doubles either side of it, values beyond the range, subnormals and the largest double land
+    in the bin the edges define (bin_index, which goes through logarithms instead)."""
+    from simulator.metrics import EDGES, _NBINS, bin_index
+    v = np.concatenate([EDGES, np.nextafter(EDGES, 0), np.nextafter(EDGES, np.inf),
+                        [0.0, 5e-324, 1e-300, 1e-8, 1e9, 1.7e308]])
+    rng = np.random.default_rng(groups)
+    v = rng.permutation(v)
+    group = rng.integers(0, groups, v.size).astype(np.int8)
+    counts, sums, maxs, ns = kernels.hist_tally(v, group, groups, compiled=True)
+    b = bin_index(v)
+    for g in range(groups):
+        np.testing.assert_array_equal(counts[g], np.bincount(b[group == g], minlength=_NBINS + 1))
+        assert maxs[g] == v[group == g].max()
+    for a, c in zip((counts, sums, maxs, ns), kernels.hist_tally(v, group, groups, compiled=False)):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_cells_are_narrower_than_bins_and_name_their_least_values_bin():
+    """The premise of the compiled binning: at most one edge inside any cell, and CELL_BIN is
+    the bin of the cell's least value."""
+    from simulator.metrics import CELL_BIN, CELL_SHIFT, EDGES, LO_CELL, _NBINS
+    cells = np.arange(CELL_BIN.size, dtype=np.int64) + LO_CELL
+    least = (cells << CELL_SHIFT).view(np.float64)
+    nxt = ((cells + 1) << CELL_SHIFT).view(np.float64)
+    inside = np.searchsorted(EDGES, nxt, side="left") - np.searchsorted(EDGES, least, side="right")
+    assert inside.max() <= 1
+    np.testing.assert_array_equal(CELL_BIN, np.clip(np.searchsorted(EDGES, least, side="right") - 1, 0, _NBINS - 1))
+    assert least[0] <= EDGES[0] < nxt[0] and least[-1] <= EDGES[-1] < nxt[-1]
+
+
 @pytest.mark.parametrize("bad", [-1e-9, math.nan, math.inf])
 @pytest.mark.parametrize("compiled", [True, False])
 def test_hist_tally_rejects_what_a_histogram_cannot_hold(bad, compiled):
