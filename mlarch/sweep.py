@@ -112,7 +112,8 @@ def run_one(scenario: str, sets: tuple, run: Run, horizon_s: float | None = None
     from simulator import simulate
     sc = load_scenario(scenario, list(sets) + point_overrides(run.point))
     design = design_for(sc)
-    m = dict(simulate(sc, design, seed=run.seed, horizon_s=horizon_s).metrics)
+    # one thread per run: --jobs decides how many cores the sweep uses
+    m = dict(simulate(sc, design, seed=run.seed, horizon_s=horizon_s, threads=1).metrics)
     m.pop("wall_s", None)
     row = {p: v for p, v in run.point}
     row["seed"] = run.seed

@@ -203,7 +203,8 @@ class Simulation:
 
     def __init__(self, sc: Scenario, design: Design, seed: int, horizon_s: float, progress=None,
                  report_every_s: float | None = None, keep_bucket_hists: bool = False,
-                 planning_horizon_s: float | None = None, slices: SlicePlan | None = None):
+                 planning_horizon_s: float | None = None, slices: SlicePlan | None = None,
+                 threads: int = 1):
         self.sc, self.design, self.seed, self.horizon = sc, design, seed, horizon_s
         # one-off jobs (the initial model and table) are reported apart from recurring costs;
         # the total over the deployment's lifetime adds both
@@ -254,7 +255,7 @@ class Simulation:
         self.rows_per_batch = batch_rows(horizon_s, d.batch_interval)
         self.keys_in_table = design.table_keys(sc.traffic.cardinality)
         self.dp = DataPlane(sc, horizon_s, self.features, self.concept, zipf_for(sc), design.replicas,
-                            self.keys_in_table, (arr, keys, svc, lab))
+                            self.keys_in_table, (arr, keys, svc, lab), threads=threads)
         if slices is not None:
             self.dp.set_slices(slices.pieces)
         self.autoscaler = None
@@ -630,6 +631,7 @@ class Simulation:
             env.process(self.failures.run(env))
         env.run(until=self.horizon + 1e-6)
         self.advance(self.horizon)
+        self.dp.close()
         res = Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
                      {"all": self.dp.lat, **self.dp.lat_path}, self.events)
         res.wait_hist, res.bucket_wait_hists = self.dp.wait, self.bucket_hists
@@ -779,7 +781,7 @@ def report_interval_s(horizon_s: float) -> float:
 def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizon_s: float | None = None,
              progress=None, report_every_s: float | None = None, keep_bucket_hists: bool = False,
              planning_horizon_s: float | None = None, request_budget: float | None = DEFAULT_REQUEST_BUDGET,
-             on_requests=None, on_batches=None) -> Result:
+             on_requests=None, on_batches=None, threads: int | None = None) -> Result:
     """Run `design` on the scenario's synthetic traffic over [0, horizon_s) (default: the
     scenario's horizon, its lifetime). The control plane always covers the whole span; when
     the span holds more than `request_budget` requests, requests are simulated in stratified
@@ -793,8 +795,12 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     work, for runs that would not finish in reasonable time or memory. on_requests: None or a
     callable(arrival_times_s, keys) called with every chunk of recorded requests
     (DataPlane.set_request_sink). on_batches: None or a callable(Batch) called with every data
-    batch of the run as it arrives, before validation (history batches before t = 0 excluded)."""
+    batch of the run as it arrives, before validation (history batches before t = 0 excluded).
+    threads: 1, or 2 to draw the next chunk of requests' random numbers on a second thread
+    while this one is served (the same results, bit for bit; a sweep's runs use 1, since its
+    --jobs own the cores); None: simulator.window.threads_default()."""
     from .traffic import integrated_rate
+    from .window import threads_default
     seed = scenario.seed if seed is None else seed
     horizon = scenario.horizon if horizon_s is None else horizon_s
     if design.serving == "static" and scenario.traffic.cardinality is None:
@@ -812,7 +818,7 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
     with threadpool_limits(limits=1, user_api="blas"):
         sim = Simulation(scenario, design, seed, horizon, progress, report_every_s=report_every_s,
                          keep_bucket_hists=keep_bucket_hists, planning_horizon_s=planning_horizon_s,
-                         slices=plan)
+                         slices=plan, threads=threads_default() if threads is None else threads)
         sim.dp.set_request_sink(on_requests)
         sim.on_batch = on_batches
         return sim.run()

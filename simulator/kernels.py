@@ -13,6 +13,8 @@ with a pure-Python/numpy twin that gives bit-identical results.
   several histograms need from one array in one pass.
 - label_tally: per request, whether the prediction matches the observed label, the concept,
   and the concept at the end of the serving model's data (integer counts).
+- key_rows: a key's two feature-table rows (traffic.KeyFeatures.index): SplitMix64 of the
+  salted key, its low and high halves masked; integer arithmetic, equal in both versions.
 - zipf_round: the rejection-inversion sampler's rounding and squeeze (traffic.ZipfSampler):
   k = clip(floor(x + 1/2), 1, kmax), accepted at once when k − x <= cut; comparisons and
   one rounding, so both versions agree bit for bit.
@@ -78,6 +80,7 @@ def warm() -> bool:
         pn = np.zeros((1, 2))
         concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros(1), pn, pn, 0.0, np.zeros(1), True, True)
         zipf_round(np.ones(1), 0.5, 2.0, 9e18, True)
+        key_rows(np.ones(1, np.uint64), np.uint64(1), 1, True)
         _loaded = True
     return True
 
@@ -98,7 +101,8 @@ def _compiled():
     jit = numba.njit(cache=True, nogil=True, fastmath=False)
     return {"fifo_starts": jit(_fifo_starts_loop), "concept_margins": jit(_concept_margins_loop),
             "queue_seen": jit(_queue_seen_loop), "hist_tally": jit(_hist_tally_loop),
-            "label_tally": jit(_label_tally_loop), "zipf_round": jit(_zipf_round_loop)}
+            "label_tally": jit(_label_tally_loop), "zipf_round": jit(_zipf_round_loop),
+            "key_rows": jit(_key_rows_loop)}
 
 
 # ------------------------------------------------------------------ queue
@@ -459,3 +463,37 @@ def zipf_round(x: np.ndarray, cut: float, kmax: float, max_key: float, compiled:
         return _compiled()["zipf_round"](np.ascontiguousarray(x, dtype=np.float64), float(cut), float(kmax),
                                          float(max_key))
     return zipf_round_numpy(x, cut, kmax, max_key)
+
+
+# ------------------------------------------------------------- feature rows
+
+def _key_rows_loop(keys, salt, mask):
+    n = keys.size
+    i = np.empty(n, dtype=np.intp)
+    j = np.empty(n, dtype=np.intp)
+    # uint64 constants throughout: numba would turn uint64 mixed with int64 into float64
+    c0 = np.uint64(0x9E3779B97F4A7C15)
+    c1 = np.uint64(0xBF58476D1CE4E5B9)
+    c2 = np.uint64(0x94D049BB133111EB)
+    for q in range(n):
+        z = (keys[q] ^ salt) + c0
+        z = (z ^ (z >> np.uint64(30))) * c1
+        z = (z ^ (z >> np.uint64(27))) * c2
+        z = z ^ (z >> np.uint64(31))
+        i[q] = np.intp(z & mask)
+        j[q] = np.intp((z >> np.uint64(32)) & mask)
+    return i, j
+
+
+def key_rows(keys: np.ndarray, salt, rows: int, compiled: bool | None = None):
+    """(row in table A, row in table B) of each uint64 key: the low and high 32 bits of
+    SplitMix64(key ^ salt), masked to `rows` (a power of two)."""
+    if compiled is None:
+        compiled = enabled()
+    mask = np.uint64(rows - 1)
+    if compiled:
+        return _compiled()["key_rows"](np.ascontiguousarray(keys, dtype=np.uint64), np.uint64(salt), mask)
+    from .traffic import splitmix64
+    with np.errstate(over="ignore"):
+        h = splitmix64(keys ^ np.uint64(salt))
+    return (h & mask).astype(np.intp), ((h >> np.uint64(32)) & mask).astype(np.intp)

@@ -86,10 +86,18 @@ def _h_integral(x, s):
 
 
 def _h_integral_inv(y, s):
+    """H⁻¹(y) = exp(y · log1p(y(1 − s)) / (y(1 − s))), stable near s = 1 (the ratio → 1 − t/2)."""
+    shape = np.shape(y)
+    y = np.atleast_1d(np.asarray(y, dtype=float))
     t = y * (1.0 - s)
     with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(np.abs(t) > 1e-8, np.log1p(t) / np.where(t == 0, 1, t), 1.0 - t / 2)
-    return np.exp(f * y)
+        f = np.log1p(t)
+        f /= t          # in place: the draws are many, and this is on every request's path
+    small = np.abs(t) <= 1e-8
+    if small.any():
+        f[small] = 1.0 - t[small] / 2
+    f *= y
+    return np.exp(f, out=f).reshape(shape)
 
 
 class ZipfSampler:
@@ -177,11 +185,10 @@ class KeyFeatures:
         self.b = rng.standard_normal((self.rows, features))
         self.salt = np.uint64(int(rng.integers(0, 2**63)))
 
-    def index(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(over="ignore"):
-            h = splitmix64(keys ^ self.salt)
-        mask = np.uint64(self.rows - 1)
-        return (h & mask).astype(np.intp), ((h >> np.uint64(32)) & mask).astype(np.intp)
+    def index(self, keys: np.ndarray, compiled: bool | None = False) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's rows in A and in B (kernels.key_rows; compiled: its compiled loop, None:
+        whenever available; the rows are the same either way)."""
+        return kernels.key_rows(keys, self.salt, self.rows, compiled)
 
     def features(self, keys: np.ndarray) -> np.ndarray:
         """Materialised feature matrix (n × d) for the given keys."""

@@ -9,6 +9,8 @@ fallback), predicted and queued in vectorised calls, with exact FIFO queueing
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,7 +24,47 @@ from .train import Model
 
 CHUNK_REQUESTS = 1 << 18
 PROJECTION_EPOCH_S = 4 * 3600.0   # longest a projection of the feature tables on the concept is kept
+EPOCH_DRIFT = 2e-3
 _TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
+THREADS_ENV = "MLARCH_THREADS"    # "1": a run uses one thread (no draws ahead); unset: see threads_default
+
+
+def threads_default() -> int:
+    """Threads a run uses unless told (simulate(threads=...)): 2 (the next chunk's random numbers
+    are drawn while this one is served; the results are the same) when this process may run
+    on 2 or more CPUs and MLARCH_THREADS is not "1", else 1."""
+    if os.environ.get(THREADS_ENV, "") == "1":
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
+
+
+_drawer: ThreadPoolExecutor | None = None
+
+
+def _draw_thread() -> ThreadPoolExecutor:
+    """The process's one drawing thread, shared by its runs (they run one at a time)."""
+    global _drawer
+    if _drawer is None:
+        _drawer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlarch-draws")
+    return _drawer
+
+
+class _Draws:
+    """One chunk's random draws: everything about its requests that does not depend on the
+    system's state (which model, which table, how many replicas), in the order the serial
+    code draws them from each stream. A chunk [t0, t1) is `record`ed or only warms the queue."""
+    __slots__ = ("t0", "t1", "record", "t", "keys", "i", "j", "hit", "n_hit", "lookup_s", "fallback_s", "svc_s",
+                 "flip", "y_true")
+
+    def __init__(self, t0: float, t1: float, record: bool, t: np.ndarray):
+        self.t0, self.t1, self.record, self.t = t0, t1, record, t
+        self.keys = self.i = self.j = self.hit = self.lookup_s = self.fallback_s = self.svc_s = self.flip = None
+        self.y_true = None
+        self.n_hit = 0
 
 
 class _Bucket:
@@ -54,7 +96,7 @@ class DataPlane:
 
     def __init__(self, sc: Scenario, horizon_s: float, features: KeyFeatures, concept: Concept,
                  zipf: ZipfSampler, replicas: int, keys_in_table: int, rngs: tuple,
-                 compiled: bool | None = None):
+                 compiled: bool | None = None, threads: int = 1):
         self.sc, self.horizon = sc, horizon_s
         self.features, self.concept, self.zipf = features, concept, zipf
         self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab = rngs
@@ -71,7 +113,7 @@ class DataPlane:
         # few requests that close to the boundary are evaluated exactly (for a 3-day
         # half-life, 9 min; a frozen concept: the cap)
         self._drift_per_s = drift = concept.drift_bound(1.0)
-        self._proj_epoch_s = min(PROJECTION_EPOCH_S, 2e-3 / drift) if drift > 0 else PROJECTION_EPOCH_S
+        self._proj_epoch_s = min(PROJECTION_EPOCH_S, EPOCH_DRIFT / drift) if drift > 0 else PROJECTION_EPOCH_S
         if compiled is None:
             tr = sc.traffic
             compiled = kernels.use_for(integrated_rate(0.0, horizon_s, tr.rate, tr.diurnal_amplitude))
@@ -94,6 +136,11 @@ class DataPlane:
         self.t_done = 0.0
         self.pieces: list | None = None     # recorded slices (set_slices); None: every request
         self.piece_i = 0
+        # threads >= 2: the next chunk is drawn on another thread while this one is served. The
+        # four streams are this plane's alone, and only the drawing thread uses them, so the
+        # draws, and the run, are the same bit for bit.
+        self.threads = threads
+        self._ahead = None          # (future, (t0, t1, record), the streams' states before it)
 
     def set_model(self, m: Model) -> None:
         """Serve model-path requests with m from now on."""
@@ -161,16 +208,79 @@ class DataPlane:
         step = max(CHUNK_REQUESTS / peak, 1e-3)
         while self.t_done < t_to - 1e-12:
             t1 = min(t_to, self.t_done + step)
-            t = arrivals(self.rng_arr, self.t_done, t1, tr.rate, tr.diurnal_amplitude)
+            d = self._take(self.t_done, t1, record)
+            if self.threads > 1 and t1 < self.horizon - 1e-12:
+                # the next chunk: within this span its bounds are known; past its end, a guess
+                # that the next span goes on as this one (undone in _take if it does not)
+                self._draw_ahead(t1, min(t_to, t1 + step) if t1 < t_to - 1e-12 else t1 + step, record)
             if self.scaler is not None:
                 self.scaler.begin_span(self.t_done)
             if record:
-                self._serve_chunk(t)
+                self._serve_chunk(d)
             else:
-                self._warm_chunk(t)
+                self._warm_chunk(d)
             if self.scaler is not None:
                 self.scaler.end_span(t1)
             self.t_done = t1
+
+    def _draw(self, t0: float, t1: float, record: bool) -> _Draws:
+        """The random draws of the chunk [t0, t1): arrivals, keys, service and lookup times,
+        label noise. Uses only the plane's four streams and state fixed for the whole run."""
+        tr, sc = self.sc.traffic, self.sc
+        t = arrivals(self.rng_arr, t0, t1, tr.rate, tr.diurnal_amplitude)
+        d = _Draws(t0, t1, record, t)
+        n = t.size
+        if n == 0 or (not record and self.pool is None):
+            return d
+        d.keys = keys = self.zipf.sample(self.rng_keys, n, self.compiled)
+        if self.keys_in_table:
+            d.hit = keys <= np.uint64(self.keys_in_table)
+            d.n_hit = int(np.count_nonzero(d.hit))
+        else:
+            d.hit = np.zeros(n, bool)
+        if record:
+            d.i, d.j = self.features.index(keys, self.compiled)
+            if d.n_hit:
+                d.lookup_s = sc.serving.lookup_time.sample_s(self.rng_svc, d.n_hit)
+            if d.n_hit < n and self.pool is None:
+                # no path can answer: the client gets a default answer after a failed lookup
+                d.fallback_s = sc.serving.lookup_time.sample_s(self.rng_svc, n - d.n_hit)
+        if d.n_hit < n and self.pool is not None and sc.serving.batching is None:
+            d.svc_s = sc.model.inference_time.sample_s(self.rng_svc, n - d.n_hit)
+        if record:
+            eps = sc.data.label_noise
+            d.flip = self.rng_lab.random(n) < eps if eps > 0 else np.zeros(n, bool)
+            # the truth at each request's time: the concept is fixed for the run (its sudden
+            # shifts included), and its projections (_true_labels' scratch) are used only here
+            d.y_true = self._true_labels(t, d.i, d.j)
+        return d
+
+    def _streams(self) -> tuple:
+        return self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab
+
+    def _draw_ahead(self, t0: float, t1: float, record: bool) -> None:
+        states = [r.bit_generator.state for r in self._streams()]
+        self._ahead = (_draw_thread().submit(self._draw, t0, t1, record), (t0, t1, record), states)
+
+    def _take(self, t0: float, t1: float, record: bool) -> _Draws:
+        """The draws of [t0, t1): drawn ahead if they were, else now."""
+        if self._ahead is not None:
+            future, key, states = self._ahead
+            self._ahead = None
+            d = future.result()
+            if key == (t0, t1, record):
+                return d
+            # a guess past a span's end that did not come true: rewind the streams as if it
+            # had never been drawn
+            for r, st in zip(self._streams(), states):
+                r.bit_generator.state = st
+        return self._draw(t0, t1, record)
+
+    def close(self) -> None:
+        """Wait for (and drop) a chunk drawn ahead: call at the end of a run."""
+        if self._ahead is not None:
+            self._ahead[0].cancel() or self._ahead[0].exception()
+            self._ahead = None
 
     def _queue(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
         """FIFO start times on the pool (resized between arrivals by the autoscaler, if any)."""
@@ -181,9 +291,11 @@ class DataPlane:
     batches = 0          # serving.batching: batches served (recorded time) and their busy seconds
     batch_busy_s = 0.0
 
-    def _model_path(self, arrival_s: np.ndarray, record: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(FIFO start, service time) of each model-path request: one request per replica, or
-        with serving.batching its batch's start and T(b) (simulator.batching)."""
+    def _model_path(self, arrival_s: np.ndarray, svc: np.ndarray | None,
+                    record: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(FIFO start, service time) of each model-path request: one request per replica, with
+        service times svc (drawn with the chunk), or with serving.batching its batch's start
+        and T(b) (simulator.batching)."""
         if self.sc.serving.batching is not None:
             from .batching import serve_batched
             starts, svc, nb, busy = serve_batched(self._queue, self.sc, arrival_s, self.compiled)
@@ -191,50 +303,43 @@ class DataPlane:
                 self.batches += nb
                 self.batch_busy_s += busy
             return starts, svc
-        svc = self.sc.model.inference_time.sample_s(self.rng_svc, arrival_s.size)
         return self._queue(arrival_s, svc), svc
 
-    def _warm_chunk(self, t: np.ndarray) -> None:
+    def _warm_chunk(self, d: _Draws) -> None:
         """Warm-up requests: they load the queue like any other, and are not recorded."""
-        if t.size == 0 or self.pool is None:
+        if d.keys is None:
             return
-        keys = self.zipf.sample(self.rng_keys, t.size, self.compiled)
-        miss = keys > np.uint64(self.keys_in_table) if self.keys_in_table else np.ones(t.size, bool)
-        idx = np.nonzero(miss)[0]
+        idx = np.nonzero(~d.hit)[0]
         if idx.size:
-            starts, svc = self._model_path(t[idx], record=False)
-            self.pool.queue_seen(t[idx], starts)
+            starts, _ = self._model_path(d.t[idx], d.svc_s, record=False)
+            self.pool.queue_seen(d.t[idx], starts)
 
-    def _serve_chunk(self, t: np.ndarray) -> None:
+    def _serve_chunk(self, d: _Draws) -> None:
+        t = d.t
         n = t.size
         if n == 0:
             return
         sc = self.sc
-        keys = self.zipf.sample(self.rng_keys, n, self.compiled)
+        keys, i, j, hit, n_hit = d.keys, d.i, d.j, d.hit, d.n_hit
         if self.on_requests is not None: self.on_requests(t, keys)  # noqa: E701
-        i, j = self.features.index(keys)
         # the path that answers each request: the table (a hit), the model, or neither
         path = np.full(n, _MODEL if self.pool is not None else _FALLBACK, dtype=np.int8)
-        if self.keys_in_table:
-            hit = keys <= np.uint64(self.keys_in_table)
+        if n_hit:
             path[hit] = _TABLE
-            n_hit = int(np.count_nonzero(hit))
-        else:
-            hit, n_hit = np.zeros(n, bool), 0
         pred = np.empty(n, dtype=np.int8)
         latency = np.empty(n)
         # the built-in model's predictions are made in the label tally (kernels.label_tally)
         score = (self.scorer.pa, self.scorer.pb, self.scorer.b) if isinstance(self.scorer, Scorer) else None
         if n_hit:
             pred[hit] = self.table.lookup(keys[hit])
-            latency[hit] = sc.serving.lookup_time.sample_s(self.rng_svc, n_hit)
+            latency[hit] = d.lookup_s
         if n_hit < n:
             idx = np.nonzero(~hit)[0] if n_hit else slice(None)
             if self.pool is not None:
                 ta = t[idx]
                 if score is None:
                     pred[idx] = self.scorer.predict(i[idx], j[idx])
-                starts, svc = self._model_path(ta)
+                starts, svc = self._model_path(ta, d.svc_s)
                 if self.scaler is not None:
                     self.bucket.work_s += float(svc.sum())
                 w = starts - ta
@@ -251,7 +356,7 @@ class DataPlane:
             else:
                 # no path can answer: the client gets a default answer after a failed lookup
                 pred[idx] = 1
-                latency[idx] = sc.serving.lookup_time.sample_s(self.rng_svc, n - n_hit)
+                latency[idx] = d.fallback_s
         # each latency is binned once and feeds the overall, per-path and per-window histograms
         counts, sums, maxs, ns = kernels.hist_tally(latency, path, 3, compiled=self.compiled)
         for p, name in ((_TABLE, "table"), (_MODEL, "model"), (_FALLBACK, "fallback")):
@@ -262,9 +367,9 @@ class DataPlane:
             h.add_counts(counts[3], ns[3], sums[3], maxs[3])
         self.slo_viol += int(np.count_nonzero(latency > sc.slo.latency_p99))
         # truth at the request's time, and at the end of the serving model's data
-        y_true = self._true_labels(t, i, j)
+        y_true = d.y_true
         eps = sc.data.label_noise
-        flip = self.rng_lab.random(n) < eps if eps > 0 else np.zeros(n, bool)
+        flip = d.flip
         end_table = self.end_proj_table if self.keys_in_table and n_hit else self.end_proj_model
         correct, served_match, fresh_match = kernels.label_tally(pred, path, y_true, flip, i, j, self.end_proj_model,
                                                                  end_table, score, _MODEL, self.compiled)
@@ -316,8 +421,8 @@ class DataPlane:
         (‖z‖·drift_bound(t − tp), z the moving part of x, ‖z‖ <= (‖A_i‖ + ‖B_j‖)/√2; the
         bound is linear in the span); the rest are evaluated exactly. Every row's projection
         at tp is kept for the windows of one epoch (PROJECTION_EPOCH_S, at most) and one
-        concept shift; a window too small to repay projecting every row projects the rows it
-        uses."""
+        concept shift; when the epoch's windows are too few to repay projecting every row,
+        they project the rows they use. Labels are exact either way, whatever tp <= t."""
         t0 = float(t[0])
         tp = self._proj_at
         reuse = tp is not None and t0 - tp <= self._proj_epoch_s and self._segment(tp) == self._segment(t0)
@@ -325,7 +430,10 @@ class DataPlane:
             w, project = self._w_half(tp), False
         else:
             tp, w = t0, self._w_half(t0)
-            project = 4 * t.size < self.xa.shape[0]      # a small window projects the rows it uses
+            # the rows this projection's windows will use: a few (project only those) or most (all)
+            tr = self.sc.traffic
+            uses = max(t.size, tr.rate * (1 - tr.diurnal_amplitude) * min(self._proj_epoch_s, self.horizon - t0))
+            project = 4 * uses < self.xa.shape[0]
             if not project:
                 kernels.project_rows(self.xa, self.xb, w, self.xa_pn, self.xb_pn)
             self._proj_at = None if project else tp      # after a partial projection, column 0 is stale

@@ -207,3 +207,28 @@ def test_zipf_keys_are_the_same_with_the_compiled_rounding(n_keys, s):
         assert (keys[0] > np.uint64(MAX_KEY)).any()       # the tail beyond the largest rank is drawn too
     else:
         assert keys[0].max() <= min(n_keys, MAX_KEY)
+
+
+def _splitmix64_by_hand(x: int) -> int:
+    """SplitMix64's finaliser in Python integers (Steele, Lea & Flood 2014)."""
+    m = (1 << 64) - 1
+    z = (x + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+@pytest.mark.parametrize("rows", [1 << 17, 1 << 11])
+def test_key_rows_kernel_equals_numpy_twin_and_splitmix_by_hand(rows):
+    rng = np.random.default_rng(rows)
+    keys = rng.integers(0, np.iinfo(np.uint64).max, 50_000, dtype=np.uint64, endpoint=True)
+    keys[:3] = [0, 1, np.iinfo(np.uint64).max]
+    salt = np.uint64(0x1234_5678_9ABC_DEF1)
+    i1, j1 = kernels.key_rows(keys, salt, rows, compiled=True)
+    i0, j0 = kernels.key_rows(keys, salt, rows, compiled=False)
+    np.testing.assert_array_equal(i1, i0)
+    np.testing.assert_array_equal(j1, j0)
+    assert i1.dtype == j1.dtype == np.intp
+    for q in list(range(3)) + [int(k) for k in rng.integers(3, keys.size, 20)]:
+        h = _splitmix64_by_hand(int(keys[q]) ^ int(salt))
+        assert (i1[q], j1[q]) == (h & (rows - 1), (h >> 32) & (rows - 1))

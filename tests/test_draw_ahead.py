@@ -1,0 +1,76 @@
+"""Drawing the next chunk's random numbers on a second thread (simulate(threads=2)) gives the
+same run, bit for bit, as one thread: every serving mode, warm-up slices (where a guessed chunk
+is undone), batching, autoscaling and sudden shifts."""
+import numpy as np
+import pytest
+
+from scenarios import load_scenario
+from advisor import design_for
+from scenarios.design import Design
+from simulator import simulate, window
+
+
+def _metrics(sc, design, threads, **kw):
+    r = simulate(sc, design, seed=7, threads=threads, **kw)
+    m = dict(r.metrics)
+    m.pop("wall_s")
+    return m, np.array([list(x.values()) for x in r.timeseries], float)
+
+
+CASES = {
+    "dynamic": (["traffic.rate=200/s", "horizon=2h", "data.batch_interval=10m"],
+                Design("periodic", 1800.0, "dynamic", None, 4), {}),
+    "hybrid": (["traffic.rate=200/s", "horizon=2h", "traffic.cardinality=1e6", "traffic.peakedness.zipf_s=1.1"],
+               Design("continuous", None, "hybrid", 5000, 4), {}),
+    "static": (["traffic.rate=200/s", "horizon=2h", "traffic.cardinality=1e5"],
+               Design("static", None, "static", 20_000, 0), {}),
+    # stratified slices: time jumps between warm-up pieces, so guesses past a span's end miss
+    "slices": (["traffic.rate=400/s", "horizon=1d"], Design("static", None, "dynamic", None, 6),
+               {"request_budget": 2e6}),
+    "shifts": (["traffic.rate=200/s", "horizon=3h", "data.shifts.every=1h", "data.shifts.magnitude=0.5"],
+               Design("periodic", 3600.0, "dynamic", None, 4), {}),
+    # the advisor's design for these: batches (no service times drawn), an autoscaled pool
+    "batching": (["traffic.rate=1000/s", "horizon=30m", "model.inference_time={distribution: deterministic, value: 20ms}",
+                  "model.batch_time={fixed: 20ms, per_item: 0.5ms}", "serving.batching={max_batch: 32, timeout: 10ms}",
+                  "slo.latency_p99=150ms"], None, {}),
+    "autoscale": (["traffic.rate=30/s", "horizon=6h", "model.inference_time={distribution: exponential, mean: 100ms}",
+                   "slo.latency_p99=500ms", "serving.autoscale={cold_start: 30s}"], None, {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_threads_give_the_same_run_as_one(case, monkeypatch):
+    sets, design, kw = CASES[case]
+    sc = load_scenario("spam", sets)
+    design = design or design_for(sc)
+    counts = {"ahead": 0, "undone": 0}
+    take = window.DataPlane._take
+
+    def counting_take(self, t0, t1, record):
+        if self._ahead is not None:
+            counts["ahead"] += 1
+            counts["undone"] += self._ahead[1] != (t0, t1, record)
+        return take(self, t0, t1, record)
+    monkeypatch.setattr(window.DataPlane, "_take", counting_take)
+    one = _metrics(sc, design, 1, **kw)
+    assert counts["ahead"] == 0
+    two = _metrics(sc, design, 2, **kw)
+    assert counts["ahead"] > 0
+    if case == "slices":
+        assert counts["undone"] > 0          # the rewind path ran, and changed nothing
+    if case == "batching":
+        assert one[0]["batching"]["batches"] > 0
+    if case == "autoscale":
+        assert one[0]["autoscale"]["scale_ups"] > 0
+    assert one[0] == two[0]
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+def test_threads_default_follows_the_environment(monkeypatch):
+    monkeypatch.setenv(window.THREADS_ENV, "1")
+    assert window.threads_default() == 1
+    monkeypatch.delenv(window.THREADS_ENV)
+    monkeypatch.setattr(window.os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert window.threads_default() == 1
+    monkeypatch.setattr(window.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert window.threads_default() == 2
