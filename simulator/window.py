@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,6 +27,8 @@ CHUNK_REQUESTS = 1 << 18
 PROJECTION_EPOCH_S = 4 * 3600.0   # longest a projection of the feature tables on the concept is kept
 EPOCH_DRIFT = 2e-3
 _TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
+AHEAD_CHUNKS = 2                  # chunks drawn ahead (threads=2): the drawing thread keeps busy
+                                  # through the control plane's work between two spans
 THREADS_ENV = "MLARCH_THREADS"    # "1": a run uses one thread (no draws ahead); unset: see threads_default
 
 
@@ -140,7 +143,7 @@ class DataPlane:
         # four streams are this plane's alone, and only the drawing thread uses them, so the
         # draws, and the run, are the same bit for bit.
         self.threads = threads
-        self._ahead = None          # (future, (t0, t1, record), the streams' states before it)
+        self._ahead: deque = deque()     # (future, (t0, t1, record), the streams' states before it)
 
     def set_model(self, m: Model) -> None:
         """Serve model-path requests with m from now on."""
@@ -209,10 +212,8 @@ class DataPlane:
         while self.t_done < t_to - 1e-12:
             t1 = min(t_to, self.t_done + step)
             d = self._take(self.t_done, t1, record)
-            if self.threads > 1 and t1 < self.horizon - 1e-12:
-                # the next chunk: within this span its bounds are known; past its end, a guess
-                # that the next span goes on as this one (undone in _take if it does not)
-                self._draw_ahead(t1, min(t_to, t1 + step) if t1 < t_to - 1e-12 else t1 + step, record)
+            if self.threads > 1:
+                self._draw_ahead(t_to, step, record)
             if self.scaler is not None:
                 self.scaler.begin_span(self.t_done)
             if record:
@@ -258,29 +259,43 @@ class DataPlane:
     def _streams(self) -> tuple:
         return self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab
 
-    def _draw_ahead(self, t0: float, t1: float, record: bool) -> None:
-        states = [r.bit_generator.state for r in self._streams()]
-        self._ahead = (_draw_thread().submit(self._draw, t0, t1, record), (t0, t1, record), states)
+    def _draw_ahead(self, t_to: float, step: float, record: bool) -> None:
+        """Keep AHEAD_CHUNKS chunks drawn ahead of t_done: within this span their bounds are
+        known; past its end, a guess that the next span goes on as this one (_take undoes a
+        wrong guess)."""
+        q = self._ahead
+        t0 = q[-1][1][1] if q else min(t_to, self.t_done + step)   # (where the chunk being served ends)
+        while len(q) < AHEAD_CHUNKS and t0 < self.horizon - 1e-12:
+            t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else t0 + step
+            states = [r.bit_generator.state for r in self._streams()]
+            q.append((_draw_thread().submit(self._draw, t0, t1, record), (t0, t1, record), states))
+            t0 = t1
 
     def _take(self, t0: float, t1: float, record: bool) -> _Draws:
         """The draws of [t0, t1): drawn ahead if they were, else now."""
-        if self._ahead is not None:
-            future, key, states = self._ahead
-            self._ahead = None
-            d = future.result()
+        q = self._ahead
+        if q:
+            future, key, states = q.popleft()
             if key == (t0, t1, record):
-                return d
-            # a guess past a span's end that did not come true: rewind the streams as if it
-            # had never been drawn
+                return future.result()
+            # a guess past a span's end that did not come true: rewind the streams to before
+            # it, as if it and the guesses after it had never been drawn
+            self._drain(q)
+            future.cancel() or future.exception()
             for r, st in zip(self._streams(), states):
                 r.bit_generator.state = st
         return self._draw(t0, t1, record)
 
+    @staticmethod
+    def _drain(q: deque) -> None:
+        """Wait for (or cancel) and drop every chunk drawn ahead."""
+        while q:
+            future = q.pop()[0]
+            future.cancel() or future.exception()
+
     def close(self) -> None:
-        """Wait for (and drop) a chunk drawn ahead: call at the end of a run."""
-        if self._ahead is not None:
-            self._ahead[0].cancel() or self._ahead[0].exception()
-            self._ahead = None
+        """Drop the chunks drawn ahead: call at the end of a run."""
+        self._drain(self._ahead)
 
     def _queue(self, arrival_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
         """FIFO start times on the pool (resized between arrivals by the autoscaler, if any)."""
@@ -425,7 +440,8 @@ class DataPlane:
         they project the rows they use. Labels are exact either way, whatever tp <= t."""
         t0 = float(t[0])
         tp = self._proj_at
-        reuse = tp is not None and t0 - tp <= self._proj_epoch_s and self._segment(tp) == self._segment(t0)
+        # (a chunk drawn ahead and undone may have projected later than t0: not reused then)
+        reuse = tp is not None and 0 <= t0 - tp <= self._proj_epoch_s and self._segment(tp) == self._segment(t0)
         if reuse:
             w, project = self._w_half(tp), False
         else:

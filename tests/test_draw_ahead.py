@@ -47,9 +47,9 @@ def test_two_threads_give_the_same_run_as_one(case, monkeypatch):
     take = window.DataPlane._take
 
     def counting_take(self, t0, t1, record):
-        if self._ahead is not None:
+        if self._ahead:
             counts["ahead"] += 1
-            counts["undone"] += self._ahead[1] != (t0, t1, record)
+            counts["undone"] += self._ahead[0][1] != (t0, t1, record)
         return take(self, t0, t1, record)
     monkeypatch.setattr(window.DataPlane, "_take", counting_take)
     one = _metrics(sc, design, 1, **kw)
