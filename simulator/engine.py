@@ -608,6 +608,7 @@ class Simulation:
     # ---------------------------------------------------------------------- run
     def run(self) -> Result:
         wall0 = time.perf_counter()
+        self.dp.start_drawing()
         self._bootstrap()
         env = simpy.Environment()
         self.env = env

@@ -45,21 +45,37 @@ def integrated_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -
     return rate_per_s * ((t1 - t0) - amplitude * (math.cos(w * t1) - math.cos(w * t0)) / w)
 
 
-def arrivals(rng: np.random.Generator, t0: float, t1: float, rate_per_s: float, amplitude: float) -> np.ndarray:
+def arrivals(rng: np.random.Generator, t0: float, t1: float, rate_per_s: float, amplitude: float,
+             compiled: bool | None = False) -> np.ndarray:
     """Sorted arrival times on [t0, t1) of a Poisson process with the diurnal rate (thinning:
-    candidates at the peak rate, each kept with probability rate(t)/peak)."""
+    candidates at the peak rate, each kept with probability rate(t)/peak). compiled: sort in
+    simulator.kernels' compiled loop (None: whenever available); the times are the same."""
     peak = rate_per_s * (1.0 + amplitude)
     n = rng.poisson(peak * (t1 - t0))
-    t = np.sort(rng.uniform(t0, t1, n))
+    t = kernels.sort_uniform(rng.uniform(t0, t1, n), t0, t1, compiled)
     if amplitude > 0:
         v = rng.random(n) * peak
-        # squeeze: below the least rate on [t0, t1) a candidate is kept without evaluating the
-        # sine (the same decisions as comparing every candidate with rate(t))
+        # squeeze: below the least rate on [t0, t1) a candidate is kept, and at or above the
+        # most it is not, without evaluating the sine (the same decisions as comparing every
+        # candidate with rate(t)); only the thin band between the two needs it
         keep = v < _least_rate(t0, t1, rate_per_s, amplitude)
-        band = np.nonzero(~keep)[0]
+        band = np.nonzero(~keep & (v < _most_rate(t0, t1, rate_per_s, amplitude)))[0]
         keep[band] = v[band] < rate_at(t[band], rate_per_s, amplitude)
         t = t[keep]
     return t
+
+
+def _most_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -> float:
+    """An upper bound (to rounding, 1e-12 relative above) on rate(t) over [t0, t1]: the most
+    of its ends, or the crest r·(1 + A) if one falls inside."""
+    day = 86400.0
+    crest = day * 0.25 + day * math.floor((t0 - day * 0.25) / day)   # sin(2πt/day) = 1
+    if crest < t0:
+        crest += day
+    if crest <= t1:
+        return rate_per_s * (1.0 + amplitude) * (1 + 1e-12)
+    ends = rate_at(np.array([t0, t1]), rate_per_s, amplitude)
+    return float(ends.max()) * (1 + 1e-12)
 
 
 def _least_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -> float:

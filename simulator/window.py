@@ -206,14 +206,12 @@ class DataPlane:
                 self.piece_i += 1
 
     def _advance_span(self, t_to: float, record: bool) -> None:
-        tr = self.sc.traffic
-        peak = tr.rate * (1 + tr.diurnal_amplitude)
-        step = max(CHUNK_REQUESTS / peak, 1e-3)
+        step = self._step_s()
         while self.t_done < t_to - 1e-12:
             t1 = min(t_to, self.t_done + step)
             d = self._take(self.t_done, t1, record)
             if self.threads > 1:
-                self._draw_ahead(t_to, step, record)
+                self._draw_ahead(t1, t_to, step, record)
             if self.scaler is not None:
                 self.scaler.begin_span(self.t_done)
             if record:
@@ -228,7 +226,7 @@ class DataPlane:
         """The random draws of the chunk [t0, t1): arrivals, keys, service and lookup times,
         label noise. Uses only the plane's four streams and state fixed for the whole run."""
         tr, sc = self.sc.traffic, self.sc
-        t = arrivals(self.rng_arr, t0, t1, tr.rate, tr.diurnal_amplitude)
+        t = arrivals(self.rng_arr, t0, t1, tr.rate, tr.diurnal_amplitude, self.compiled)
         d = _Draws(t0, t1, record, t)
         n = t.size
         if n == 0 or (not record and self.pool is None):
@@ -259,12 +257,23 @@ class DataPlane:
     def _streams(self) -> tuple:
         return self.rng_arr, self.rng_keys, self.rng_svc, self.rng_lab
 
-    def _draw_ahead(self, t_to: float, step: float, record: bool) -> None:
-        """Keep AHEAD_CHUNKS chunks drawn ahead of t_done: within this span their bounds are
-        known; past its end, a guess that the next span goes on as this one (_take undoes a
-        wrong guess)."""
+    def _step_s(self) -> float:
+        tr = self.sc.traffic
+        return max(CHUNK_REQUESTS / (tr.rate * (1 + tr.diurnal_amplitude)), 1e-3)
+
+    def start_drawing(self) -> None:
+        """With threads > 1, start drawing the first chunks now (e.g. while the control plane
+        bootstraps): a guess that the run starts with a recorded span."""
+        if self.threads > 1 and not self._ahead:
+            self._draw_ahead(self.t_done, self.horizon, self._step_s(), self.pieces is None)
+
+    def _draw_ahead(self, t0: float, t_to: float, step: float, record: bool) -> None:
+        """Keep AHEAD_CHUNKS chunks drawn ahead, from t0 (where the chunk being served ends)
+        on: within this span, up to t_to, their bounds are known; past its end, a guess that
+        the next span goes on as this one (_take undoes a wrong guess)."""
         q = self._ahead
-        t0 = q[-1][1][1] if q else min(t_to, self.t_done + step)   # (where the chunk being served ends)
+        if q:
+            t0 = q[-1][1][1]
         while len(q) < AHEAD_CHUNKS and t0 < self.horizon - 1e-12:
             t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else t0 + step
             states = [r.bit_generator.state for r in self._streams()]
