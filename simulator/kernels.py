@@ -15,9 +15,6 @@ with a pure-Python/numpy twin that gives bit-identical results.
   and the concept at the end of the serving model's data (integer counts).
 - key_rows: a key's two feature-table rows (traffic.KeyFeatures.index): SplitMix64 of the
   salted key, its low and high halves masked; integer arithmetic, equal in both versions.
-- sort_uniform: sorts values spread over [lo, hi) (the arrivals' uniform candidates) by
-  distributing them into as many buckets as values, in order of their bucket (monotone in the
-  value), then sorting each bucket: the same array as np.sort, in linear expected time.
 - zipf_round: the rejection-inversion sampler's rounding and squeeze (traffic.ZipfSampler):
   k = clip(floor(x + 1/2), 1, kmax), accepted at once when k − x <= cut; comparisons and
   one rounding, so both versions agree bit for bit.
@@ -84,7 +81,6 @@ def warm() -> bool:
         concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros(1), pn, pn, 0.0, np.zeros(1), True, True)
         zipf_round(np.ones(1), 0.5, 2.0, 9e18, True)
         key_rows(np.ones(1, np.uint64), np.uint64(1), 1, True)
-        sort_uniform(np.zeros(1), 0.0, 1.0, True)
         _loaded = True
     return True
 
@@ -106,7 +102,7 @@ def _compiled():
     return {"fifo_starts": jit(_fifo_starts_loop), "concept_margins": jit(_concept_margins_loop),
             "queue_seen": jit(_queue_seen_loop), "hist_tally": jit(_hist_tally_loop),
             "label_tally": jit(_label_tally_loop), "zipf_round": jit(_zipf_round_loop),
-            "key_rows": jit(_key_rows_loop), "sort_uniform": jit(_sort_uniform_loop)}
+            "key_rows": jit(_key_rows_loop)}
 
 
 # ------------------------------------------------------------------ queue
@@ -502,50 +498,3 @@ def key_rows(keys: np.ndarray, salt, rows: int, compiled: bool | None = None):
         h = splitmix64(keys ^ np.uint64(salt))
     return (h & mask).astype(np.intp), ((h >> np.uint64(32)) & mask).astype(np.intp)
 
-
-# ------------------------------------------------------------------ sorting
-
-def _sort_uniform_loop(u, lo, hi):
-    n = u.size
-    out = np.empty(n)
-    if n == 0:
-        return out
-    # bucket floor((u − lo)·n / (hi − lo)) never decreases as u grows (a subtraction and a
-    # product by a positive number round monotonically), so sorted buckets make a sorted array
-    scale = n / (hi - lo) if hi > lo else 0.0
-    start = np.zeros(n + 1, dtype=np.int64)
-    b = np.empty(n, dtype=np.int64)
-    for k in range(n):
-        bk = np.int64((u[k] - lo) * scale) if u[k] > lo else 0
-        bk = min(bk, n - 1)
-        b[k] = bk
-        start[bk + 1] += 1
-    for k in range(n):
-        start[k + 1] += start[k]
-    for k in range(n):
-        bk = b[k]
-        out[start[bk]] = u[k]
-        start[bk] += 1
-    # start[k] is now bucket k's end; insertion sort within each (about one value each)
-    first = 0
-    for bk in range(n):
-        last = start[bk]
-        for x in range(first + 1, last):
-            v = out[x]
-            y = x - 1
-            while y >= first and out[y] > v:
-                out[y + 1] = out[y]
-                y -= 1
-            out[y + 1] = v
-        first = last
-    return out
-
-
-def sort_uniform(u: np.ndarray, lo: float, hi: float, compiled: bool | None = None) -> np.ndarray:
-    """u sorted (a new array; np.sort's result), for values expected to spread evenly over
-    [lo, hi) (any values are sorted correctly; uneven ones only take longer compiled)."""
-    if compiled is None:
-        compiled = enabled()
-    if compiled and u.size and np.isfinite(lo) and np.isfinite(hi):
-        return _compiled()["sort_uniform"](np.ascontiguousarray(u, dtype=np.float64), float(lo), float(hi))
-    return np.sort(u)

@@ -45,14 +45,12 @@ def integrated_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -
     return rate_per_s * ((t1 - t0) - amplitude * (math.cos(w * t1) - math.cos(w * t0)) / w)
 
 
-def arrivals(rng: np.random.Generator, t0: float, t1: float, rate_per_s: float, amplitude: float,
-             compiled: bool | None = False) -> np.ndarray:
+def arrivals(rng: np.random.Generator, t0: float, t1: float, rate_per_s: float, amplitude: float) -> np.ndarray:
     """Sorted arrival times on [t0, t1) of a Poisson process with the diurnal rate (thinning:
-    candidates at the peak rate, each kept with probability rate(t)/peak). compiled: sort in
-    simulator.kernels' compiled loop (None: whenever available); the times are the same."""
+    candidates at the peak rate, each kept with probability rate(t)/peak)."""
     peak = rate_per_s * (1.0 + amplitude)
     n = rng.poisson(peak * (t1 - t0))
-    t = kernels.sort_uniform(rng.uniform(t0, t1, n), t0, t1, compiled)
+    t = np.sort(rng.uniform(t0, t1, n))   # numpy's vectorised sort: faster than a compiled bucket sort (measured)
     if amplitude > 0:
         v = rng.random(n) * peak
         # squeeze: below the least rate on [t0, t1) a candidate is kept, and at or above the

@@ -226,7 +226,7 @@ class DataPlane:
         """The random draws of the chunk [t0, t1): arrivals, keys, service and lookup times,
         label noise. Uses only the plane's four streams and state fixed for the whole run."""
         tr, sc = self.sc.traffic, self.sc
-        t = arrivals(self.rng_arr, t0, t1, tr.rate, tr.diurnal_amplitude, self.compiled)
+        t = arrivals(self.rng_arr, t0, t1, tr.rate, tr.diurnal_amplitude)
         d = _Draws(t0, t1, record, t)
         n = t.size
         if n == 0 or (not record and self.pool is None):

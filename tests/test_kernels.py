@@ -233,19 +233,3 @@ def test_key_rows_kernel_equals_numpy_twin_and_splitmix_by_hand(rows):
         h = _splitmix64_by_hand(int(keys[q]) ^ int(salt))
         assert (i1[q], j1[q]) == (h & (rows - 1), (h >> 32) & (rows - 1))
 
-
-@pytest.mark.parametrize("n", [0, 1, 2, 17, 300_000])
-def test_sort_uniform_kernel_gives_np_sort(n):
-    rng = np.random.default_rng(n)
-    lo, hi = 86_400.0 * 3, 86_400.0 * 3 + 437.0
-    u = rng.uniform(lo, hi, n)
-    if n >= 17:
-        u[:6] = [lo, lo, hi, np.nextafter(hi, 0), u[7], u[7]]     # ends, the top edge, repeats
-    np.testing.assert_array_equal(kernels.sort_uniform(u, lo, hi, compiled=True), np.sort(u))
-    np.testing.assert_array_equal(kernels.sort_uniform(u, lo, hi, compiled=False), np.sort(u))
-
-
-def test_sort_uniform_kernel_sorts_uneven_values_too():
-    rng = np.random.default_rng(3)
-    u = np.concatenate([rng.uniform(0.0, 1e-6, 2000), rng.uniform(0.5, 1.0, 50), [0.25] * 40])
-    np.testing.assert_array_equal(kernels.sort_uniform(rng.permutation(u), 0.0, 1.0, compiled=True), np.sort(u))
