@@ -265,6 +265,9 @@ class DataPlane:
         """With threads > 1, start drawing the first chunks now (e.g. while the control plane
         bootstraps): a guess that the run starts with a recorded span."""
         if self.threads > 1 and not self._ahead:
+            if self.compiled:
+                # loading the kernels' machine code takes most of a second: off the main thread
+                _draw_thread().submit(kernels.warm)
             self._draw_ahead(self.t_done, self.horizon, self._step_s(), self.pieces is None)
 
     def _draw_ahead(self, t0: float, t_to: float, step: float, record: bool) -> None:
