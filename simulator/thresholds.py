@@ -29,7 +29,11 @@ false alarms.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -85,11 +89,59 @@ def _multinomial_rows(rng: np.random.Generator, n: int, p: np.ndarray) -> np.nda
     return rng.multinomial(n, p)
 
 
+CACHE_ENV = "MLARCH_CACHE_DIR"   # where tabulated thresholds are kept between processes ("": nowhere)
+
+
+def cache_dir() -> str | None:
+    """$MLARCH_CACHE_DIR, else $XDG_CACHE_HOME/mlarch, else ~/.cache/mlarch; None when
+    MLARCH_CACHE_DIR is set empty."""
+    d = os.environ.get(CACHE_ENV)
+    if d is None:
+        d = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                         "mlarch")
+    return d or None
+
+
+def _stored(fn, *args) -> float:
+    """fn(*args), kept on disk under a key naming the arguments, fn's source code and numpy's
+    version (its generators make the draws), so any change to either computes afresh. The
+    simulated quantiles take ~0.3 s each and are the same every time: every process (a
+    sweep's workers, each CLI call) would otherwise pay that before its first request. A
+    missing, unreadable or unwritable store only means computing."""
+    d = cache_dir()
+    if d is None:
+        return fn(*args)
+    key = json.dumps([fn.__name__, [repr(a) for a in args], np.__version__, inspect.getsource(fn)])
+    path = os.path.join(d, "thresholds", hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+        if rec.get("key") == key and isinstance(rec.get("value"), float):
+            return rec["value"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    value = float(fn(*args))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"          # written whole, then renamed: never half a file
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "value": value}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return value
+
+
 @lru_cache(maxsize=256)
 def js_threshold(n: int, m: int, bins: int = HIST_BINS, alpha: float = FALSE_ALARM_RATE) -> float:
     """(1 − alpha) quantile of the Jensen–Shannon divergence between the histogram of n batch
     values and the reference's bin shares, for bins at the order statistics of m reference
-    values (`order_stat_ranks`): Dirichlet-multinomial null, exact for any continuous law."""
+    values (`order_stat_ranks`): Dirichlet-multinomial null, exact for any continuous law.
+    Kept on disk between processes (_stored)."""
+    return _stored(_js_quantile, n, m, bins, alpha)
+
+
+def _js_quantile(n: int, m: int, bins: int, alpha: float) -> float:
     ranks = order_stat_ranks(m, bins)
     a = spacing_counts(m, ranks)
     ref_counts = a.copy()
@@ -110,7 +162,12 @@ def js_threshold(n: int, m: int, bins: int = HIST_BINS, alpha: float = FALSE_ALA
 @lru_cache(maxsize=256)
 def linf_threshold(n: int, ref_counts: tuple, alpha: float = FALSE_ALARM_RATE) -> float:
     """(1 − alpha) quantile of max_k |p̂_k − q_k| between the shares p̂ of n batch values and
-    the reference shares q = c / m, under the posterior predictive Dirichlet-multinomial(n; c + ½)."""
+    the reference shares q = c / m, under the posterior predictive Dirichlet-multinomial(n; c + ½).
+    Kept on disk between processes (_stored)."""
+    return _stored(_linf_quantile, n, tuple(int(x) for x in ref_counts), alpha)
+
+
+def _linf_quantile(n: int, ref_counts: tuple, alpha: float) -> float:
     c = np.asarray(ref_counts, dtype=float)
     q = c / c.sum()
     R = draws_for(alpha)

@@ -1,5 +1,11 @@
+import os
+
 import pytest
 from typer.testing import CliRunner
+
+# tests compute every tabulated threshold afresh (simulator.thresholds keeps none on disk), so
+# a changed computation is always what they see; test_thresholds_store tests the store itself
+os.environ["MLARCH_CACHE_DIR"] = ""
 
 from mlarch.cli import app
 

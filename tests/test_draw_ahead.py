@@ -74,3 +74,17 @@ def test_threads_default_follows_the_environment(monkeypatch):
     assert window.threads_default() == 1
     monkeypatch.setattr(window.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     assert window.threads_default() == 2
+
+
+def test_simulate_threads_option_gives_the_same_json(cli):
+    import json
+    outs = []
+    for n in ("1", "2"):
+        res = cli("simulate", "spam", "--horizon", "20m", "--threads", n, "--json", "--quiet")
+        assert res.exit_code == 0, res.output
+        m = json.loads(res.stdout)
+        m.pop("wall_s")
+        outs.append(m)
+    assert outs[0] == outs[1] and outs[0]["requests"] > 100_000
+    res = cli("simulate", "spam", "--horizon", "20m", "--threads", "3")
+    assert res.exit_code == 2
