@@ -4,7 +4,9 @@
   (wall time of the whole process) and excluded (the run's own wall_s), and peak RSS;
 - on the spam preset's configuration: the per-request SimPy reference queue and the
   pure-Python fallback of the data plane (MLARCH_JIT=0), with their ratios to mlarch;
-- `sweep --jobs 1` against `--jobs 2` (speed-up), on 8 runs of 1h and of 6h;
+- spam over 24h with `--threads 1` and `--threads 2`, and spam over 7 days;
+- `sweep --jobs 1` against `--jobs 2` (speed-up), on 8 runs of 1h and of 6h, and the most
+  --jobs 2 can gain here: one run alone against two identical runs at once;
 - simulated requests/s with the built-in model and with a scikit-learn SGDClassifier
   (`model.estimator`), side by side, on spam's configuration (--estimator-only runs just this).
 
@@ -51,9 +53,9 @@ def best_of(repeat: int, fn):
     return min((fn() for _ in range(repeat)), key=lambda r: r[0])
 
 
-def simulate_rps(preset: str, horizon: str, repeat: int, env: dict | None = None) -> dict:
+def simulate_rps(preset: str, horizon: str, repeat: int, env: dict | None = None, extra: tuple = ()) -> dict:
     def one():
-        wall, rss, m = run_cli(["simulate", preset, "--horizon", horizon, "--json"], env)
+        wall, rss, m = run_cli(["simulate", preset, "--horizon", horizon, "--json", *extra], env)
         return wall, rss, m
     walls = [one() for _ in range(repeat)]
     wall, _, m = min(walls, key=lambda r: r[0])
@@ -77,6 +79,19 @@ def simpy_reference_rps(n: int, repeat: int) -> float:
         simpy_fifo_waits(arrival, service, 12)
         best = min(best, time.perf_counter() - t0)
     return n / best
+
+
+def side_by_side_s(horizon: str, repeat: int) -> tuple[float, float]:
+    """(one run alone, the slower of two identical runs started together): `simulate spam
+    --threads 1`'s own wall_s, min over repeats. Their ratio bounds what --jobs 2 can gain."""
+    args = MLARCH + ["simulate", "spam", "--horizon", horizon, "--threads", "1", "--json"]
+    alone, both = math.inf, math.inf
+    for _ in range(repeat):
+        alone = min(alone, json.loads(subprocess.run(args, capture_output=True, check=True).stdout)["wall_s"])
+        procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(2)]
+        walls = [json.loads(p.communicate()[0])["wall_s"] for p in procs]
+        both = min(both, max(walls))
+    return alone, both
 
 
 def sweep_s(jobs: int, horizon: str, repeat: int) -> float:
@@ -155,6 +170,22 @@ def main() -> None:
                   f"{r['rps_no_start'] / ref:>8.1f} {r['rss_mib']:>6.0f} MiB", flush=True)
     print(f"           [{load()}]")
 
+    # 2b. one run on one thread or two (simulate --threads; the default is 2 on 2+ CPUs), and
+    # the 7-day run
+    if "spam" in presets:
+        h = horizons[-1]
+        one = simulate_rps("spam", h, rep, extra=("--threads", "1"))
+        two = simulate_rps("spam", h, rep, extra=("--threads", "2"))
+        print(f"threads    spam {h}: --threads 1 {one['rps_no_start'] / 1e6:.2f}M requests/s, --threads 2 "
+              f"{two['rps_no_start'] / 1e6:.2f}M (start excluded; target >= 6M), {two['rps_no_start'] / one['rps_no_start']:.2f}x; "
+              f"{two['rps_no_start'] / ref:.1f}x per-request SimPy; peak RSS {one['rss_mib']:.0f} / {two['rss_mib']:.0f} MiB  [{load()}]",
+              flush=True)
+        if not args.quick:
+            week = simulate_rps("spam", "7d", rep)
+            print(f"week       spam 7d: {week['inner_s']:.1f} s run, {week['wall_s']:.1f} s with process start "
+                  f"(target < 40 s), {week['rps_no_start'] / 1e6:.2f}M requests/s, peak RSS {week['rss_mib']:.0f} MiB  "
+                  f"[{load()}]", flush=True)
+
     # 3. sweep --jobs 1 against --jobs 2, on a small sweep (each process's fixed costs, about
     # 2 s, weigh: Amdahl) and on one of 6-hour runs
     for hs in (["10m"] if args.quick else ["1h", "6h"]):
@@ -162,6 +193,10 @@ def main() -> None:
         s2 = sweep_s(2, hs, rep)
         print(f"sweep      spam, 8 runs of {hs}: --jobs 1 {s1:.1f} s, --jobs 2 {s2:.1f} s, speed-up {s1 / s2:.2f}x "
               f"(target >= 1.8x)  [{load()}]", flush=True)
+    # the ceiling: two simulations at once slow each other (shared memory bus and caches)
+    alone, both = side_by_side_s("10m" if args.quick else "6h", rep)
+    print(f"contention one 6h run alone {alone:.2f} s, two at once {both:.2f} s each: --jobs 2 can be at most "
+          f"{2 * alone / both:.2f}x --jobs 1 on this machine  [{load()}]", flush=True)
 
     # 4. your own model in the loop: built-in against a scikit-learn estimator
     try:

@@ -143,7 +143,7 @@ class DataPlane:
         # four streams are this plane's alone, and only the drawing thread uses them, so the
         # draws, and the run, are the same bit for bit.
         self.threads = threads
-        self._ahead: deque = deque()     # (future, (t0, t1, record), the streams' states before it)
+        self._ahead: deque = deque()     # (future of (draws, streams' states before), (t0, t1, record))
 
     def set_model(self, m: Model) -> None:
         """Serve model-path requests with m from now on."""
@@ -207,11 +207,14 @@ class DataPlane:
 
     def _advance_span(self, t_to: float, record: bool) -> None:
         step = self._step_s()
+        # guess past this span's end only after a span of a chunk or more: short spans (frequent
+        # control events) make wrong guesses, and a wrong guess costs its draws
+        guess = t_to - self.t_done >= step
         while self.t_done < t_to - 1e-12:
             t1 = min(t_to, self.t_done + step)
             d = self._take(self.t_done, t1, record)
             if self.threads > 1:
-                self._draw_ahead(t1, t_to, step, record)
+                self._draw_ahead(t1, t_to, step, record, guess)
             if self.scaler is not None:
                 self.scaler.begin_span(self.t_done)
             if record:
@@ -262,48 +265,61 @@ class DataPlane:
         return max(CHUNK_REQUESTS / (tr.rate * (1 + tr.diurnal_amplitude)), 1e-3)
 
     def start_drawing(self) -> None:
-        """With threads > 1, start drawing the first chunks now (e.g. while the control plane
-        bootstraps): a guess that the run starts with a recorded span."""
+        """With threads > 1, start drawing the first chunks now, while the control plane
+        bootstraps (for runs of a few chunks or more: a guess that the run starts with a
+        recorded span of a chunk or more)."""
         if self.threads > 1 and not self._ahead:
             if self.compiled:
                 # loading the kernels' machine code takes most of a second: off the main thread
                 _draw_thread().submit(kernels.warm)
-            self._draw_ahead(self.t_done, self.horizon, self._step_s(), self.pieces is None)
+            tr = self.sc.traffic
+            if integrated_rate(0.0, self.horizon, tr.rate, tr.diurnal_amplitude) >= 4 * CHUNK_REQUESTS:
+                self._draw_ahead(self.t_done, self.t_done, self._step_s(), self.pieces is None, True)
 
-    def _draw_ahead(self, t0: float, t_to: float, step: float, record: bool) -> None:
+    def _draw_ahead(self, t0: float, t_to: float, step: float, record: bool, guess: bool) -> None:
         """Keep AHEAD_CHUNKS chunks drawn ahead, from t0 (where the chunk being served ends)
-        on: within this span, up to t_to, their bounds are known; past its end, a guess that
-        the next span goes on as this one (_take undoes a wrong guess)."""
+        on: within this span, up to t_to, their bounds are known; past its end (if `guess`), a
+        guess that the next span goes on as this one (_take undoes a wrong guess)."""
         q = self._ahead
         if q:
             t0 = q[-1][1][1]
-        while len(q) < AHEAD_CHUNKS and t0 < self.horizon - 1e-12:
-            t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else t0 + step
-            states = [r.bit_generator.state for r in self._streams()]
-            q.append((_draw_thread().submit(self._draw, t0, t1, record), (t0, t1, record), states))
+        while len(q) < AHEAD_CHUNKS and t0 < self.horizon - 1e-12 and (guess or t0 < t_to - 1e-12):
+            t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else min(self.horizon, t0 + step)
+            q.append((_draw_thread().submit(self._ahead_task, t0, t1, record), (t0, t1, record)))
             t0 = t1
+
+    def _ahead_task(self, t0: float, t1: float, record: bool) -> tuple[_Draws, list]:
+        """On the drawing thread: the draws of [t0, t1) and the streams' states before them
+        (read here, where the streams are used, in the order the chunks are drawn)."""
+        states = [r.bit_generator.state for r in self._streams()]
+        return self._draw(t0, t1, record), states
 
     def _take(self, t0: float, t1: float, record: bool) -> _Draws:
         """The draws of [t0, t1): drawn ahead if they were, else now."""
         q = self._ahead
         if q:
-            future, key, states = q.popleft()
-            if key == (t0, t1, record):
-                return future.result()
-            # a guess past a span's end that did not come true: rewind the streams to before
-            # it, as if it and the guesses after it had never been drawn
-            self._drain(q)
-            future.cancel() or future.exception()
-            for r, st in zip(self._streams(), states):
-                r.bit_generator.state = st
+            if q[0][1] == (t0, t1, record):
+                return q.popleft()[0].result()[0]
+            # a guess past a span's end that did not come true: stop the chunks not yet begun,
+            # and rewind the streams to before the first that was drawn, as if none had been
+            states = self._drain(q)
+            if states is not None:
+                for r, st in zip(self._streams(), states):
+                    r.bit_generator.state = st
         return self._draw(t0, t1, record)
 
     @staticmethod
-    def _drain(q: deque) -> None:
-        """Wait for (or cancel) and drop every chunk drawn ahead."""
-        while q:
-            future = q.pop()[0]
-            future.cancel() or future.exception()
+    def _drain(q: deque) -> list | None:
+        """Cancel the chunks drawn ahead that have not begun, wait for those that have, empty
+        the queue; the streams' states before the first that began (None: none began)."""
+        futures = [f for f, _ in q]
+        q.clear()
+        for f in reversed(futures):      # the last first, so none begins after its turn passed
+            f.cancel()
+        began = [f for f in futures if not f.cancelled()]
+        for f in began:
+            f.exception()
+        return began[0].result()[1] if began else None
 
     def close(self) -> None:
         """Drop the chunks drawn ahead: call at the end of a run."""

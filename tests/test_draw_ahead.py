@@ -43,6 +43,8 @@ def test_two_threads_give_the_same_run_as_one(case, monkeypatch):
     sets, design, kw = CASES[case]
     sc = load_scenario("spam", sets)
     design = design or design_for(sc)
+    # small chunks: many per span, so chunks are drawn ahead within spans and guessed past them
+    monkeypatch.setattr(window, "CHUNK_REQUESTS", 1 << 13)
     counts = {"ahead": 0, "undone": 0}
     take = window.DataPlane._take
 
@@ -56,7 +58,7 @@ def test_two_threads_give_the_same_run_as_one(case, monkeypatch):
     assert counts["ahead"] == 0
     two = _metrics(sc, design, 2, **kw)
     assert counts["ahead"] > 0
-    if case == "slices":
+    if case in ("slices", "dynamic"):
         assert counts["undone"] > 0          # the rewind path ran, and changed nothing
     if case == "batching":
         assert one[0]["batching"]["batches"] > 0
