@@ -822,4 +822,7 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
                          slices=plan, threads=threads_default() if threads is None else threads)
         sim.dp.set_request_sink(on_requests)
         sim.on_batch = on_batches
-        return sim.run()
+        try:
+            return sim.run()
+        finally:
+            sim.dp.close()      # an interrupted run leaves nothing drawing ahead
