@@ -74,7 +74,7 @@ def warm() -> bool:
         k["fifo_starts"](np.zeros(1), np.zeros(1), np.zeros(1))
         k["queue_seen"](np.zeros(1), np.zeros(1), np.zeros(0))
         hist_tally(np.zeros(1), compiled=True)
-        z8, zi = np.zeros(1, np.int8), np.zeros(1, np.intp)
+        z8, zi = np.zeros(1, np.int8), np.zeros(1, np.int32)       # rows are int32 (key_rows)
         label_tally(z8, z8, z8, np.zeros(1, bool), zi, zi, (np.zeros(1),) * 2, (np.zeros(1),) * 2,
                     (np.zeros(1), np.zeros(1), 0.0), 1, True)
         pn = np.zeros((1, 2))
@@ -469,8 +469,8 @@ def zipf_round(x: np.ndarray, cut: float, kmax: float, max_key: float, compiled:
 
 def _key_rows_loop(keys, salt, mask):
     n = keys.size
-    i = np.empty(n, dtype=np.intp)
-    j = np.empty(n, dtype=np.intp)
+    i = np.empty(n, dtype=np.int32)
+    j = np.empty(n, dtype=np.int32)
     # uint64 constants throughout: numba would turn uint64 mixed with int64 into float64
     c0 = np.uint64(0x9E3779B97F4A7C15)
     c1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -480,14 +480,15 @@ def _key_rows_loop(keys, salt, mask):
         z = (z ^ (z >> np.uint64(30))) * c1
         z = (z ^ (z >> np.uint64(27))) * c2
         z = z ^ (z >> np.uint64(31))
-        i[q] = np.intp(z & mask)
-        j[q] = np.intp((z >> np.uint64(32)) & mask)
+        i[q] = np.int32(z & mask)
+        j[q] = np.int32((z >> np.uint64(32)) & mask)
     return i, j
 
 
 def key_rows(keys: np.ndarray, salt, rows: int, compiled: bool | None = None):
-    """(row in table A, row in table B) of each uint64 key: the low and high 32 bits of
-    SplitMix64(key ^ salt), masked to `rows` (a power of two)."""
+    """(row in table A, row in table B), int32, of each uint64 key: the low and high 32 bits
+    of SplitMix64(key ^ salt), masked to `rows` (a power of two, at most 2^31; int32 halves the
+    rows' memory: up to three chunks of them are alive when drawing ahead)."""
     if compiled is None:
         compiled = enabled()
     mask = np.uint64(rows - 1)
@@ -496,5 +497,5 @@ def key_rows(keys: np.ndarray, salt, rows: int, compiled: bool | None = None):
     from .traffic import splitmix64
     with np.errstate(over="ignore"):
         h = splitmix64(keys ^ np.uint64(salt))
-    return (h & mask).astype(np.intp), ((h >> np.uint64(32)) & mask).astype(np.intp)
+    return (h & mask).astype(np.int32), ((h >> np.uint64(32)) & mask).astype(np.int32)
 

@@ -61,14 +61,15 @@ def _draw_thread() -> ThreadPoolExecutor:
 class _Draws:
     """One chunk's random draws: everything about its requests that does not depend on the
     system's state (which model, which table, how many replicas), in the order the serial
-    code draws them from each stream. A chunk [t0, t1) is `record`ed or only warms the queue."""
-    __slots__ = ("t0", "t1", "record", "t", "keys", "i", "j", "hit", "n_hit", "lookup_s", "fallback_s", "svc_s",
-                 "flip", "y_true")
+    code draws them from each stream. Up to three chunks are alive at once (two drawn ahead),
+    so a chunk keeps only what serving it reads."""
+    __slots__ = ("t", "keys", "hit_keys", "i", "j", "hit", "n_hit", "lookup_s", "fallback_s", "svc_s", "flip",
+                 "y_true")
 
-    def __init__(self, t0: float, t1: float, record: bool, t: np.ndarray):
-        self.t0, self.t1, self.record, self.t = t0, t1, record, t
-        self.keys = self.i = self.j = self.hit = self.lookup_s = self.fallback_s = self.svc_s = self.flip = None
-        self.y_true = None
+    def __init__(self, t: np.ndarray):
+        self.t = t
+        self.keys = self.hit_keys = self.i = self.j = self.hit = None      # keys: only for a request sink
+        self.lookup_s = self.fallback_s = self.svc_s = self.flip = self.y_true = None
         self.n_hit = 0
 
 
@@ -232,17 +233,21 @@ class DataPlane:
         label noise. Uses only the plane's four streams and state fixed for the whole run."""
         tr, sc = self.sc.traffic, self.sc
         t = arrivals(self.rng_arr, t0, t1, tr.rate, tr.diurnal_amplitude)
-        d = _Draws(t0, t1, record, t)
+        d = _Draws(t)
         n = t.size
         if n == 0 or (not record and self.pool is None):
             return d
-        d.keys = keys = self.zipf.sample(self.rng_keys, n, self.compiled)
+        keys = self.zipf.sample(self.rng_keys, n, self.compiled)
         if self.keys_in_table:
             d.hit = keys <= np.uint64(self.keys_in_table)
             d.n_hit = int(np.count_nonzero(d.hit))
+            if record and d.n_hit:
+                d.hit_keys = keys[d.hit]
         else:
             d.hit = np.zeros(n, bool)
         if record:
+            if self.on_requests is not None:
+                d.keys = keys
             d.i, d.j = self.features.index(keys, self.compiled)
             if d.n_hit:
                 d.lookup_s = sc.serving.lookup_time.sample_s(self.rng_svc, d.n_hit)
@@ -352,7 +357,7 @@ class DataPlane:
 
     def _warm_chunk(self, d: _Draws) -> None:
         """Warm-up requests: they load the queue like any other, and are not recorded."""
-        if d.keys is None:
+        if d.hit is None:       # no requests, or no pool to load
             return
         idx = np.nonzero(~d.hit)[0]
         if idx.size:
@@ -365,8 +370,8 @@ class DataPlane:
         if n == 0:
             return
         sc = self.sc
-        keys, i, j, hit, n_hit = d.keys, d.i, d.j, d.hit, d.n_hit
-        if self.on_requests is not None: self.on_requests(t, keys)  # noqa: E701
+        i, j, hit, n_hit = d.i, d.j, d.hit, d.n_hit
+        if self.on_requests is not None: self.on_requests(t, d.keys)  # noqa: E701
         # the path that answers each request: the table (a hit), the model, or neither
         path = np.full(n, _MODEL if self.pool is not None else _FALLBACK, dtype=np.int8)
         if n_hit:
@@ -376,7 +381,7 @@ class DataPlane:
         # the built-in model's predictions are made in the label tally (kernels.label_tally)
         score = (self.scorer.pa, self.scorer.pb, self.scorer.b) if isinstance(self.scorer, Scorer) else None
         if n_hit:
-            pred[hit] = self.table.lookup(keys[hit])
+            pred[hit] = self.table.lookup(d.hit_keys)
             latency[hit] = d.lookup_s
         if n_hit < n:
             idx = np.nonzero(~hit)[0] if n_hit else slice(None)
@@ -489,4 +494,4 @@ class DataPlane:
         if near.size:
             x = (self.xa[i[near]] + self.xb[j[near]]) * (1 / math.sqrt(2))     # KeyFeatures.features
             m0[near] = self.concept.margin(self.concept.rotate(x), t[near])
-        return np.where(m0 >= 0, 1, -1).astype(np.int8)
+        return np.where(m0 >= 0, np.int8(1), np.int8(-1))

@@ -228,7 +228,7 @@ def test_key_rows_kernel_equals_numpy_twin_and_splitmix_by_hand(rows):
     i0, j0 = kernels.key_rows(keys, salt, rows, compiled=False)
     np.testing.assert_array_equal(i1, i0)
     np.testing.assert_array_equal(j1, j0)
-    assert i1.dtype == j1.dtype == np.intp
+    assert i1.dtype == j1.dtype == i0.dtype == np.int32
     for q in list(range(3)) + [int(k) for k in rng.integers(3, keys.size, 20)]:
         h = _splitmix64_by_hand(int(keys[q]) ^ int(salt))
         assert (i1[q], j1[q]) == (h & (rows - 1), (h >> 32) & (rows - 1))
