@@ -29,8 +29,9 @@ EPOCH_DRIFT = 2e-3                # a projection is kept while a unit-norm row's
                                   # (longer epochs project less often but evaluate more requests exactly;
                                   # 5e-3 and 1e-2 measured no faster on spam, 2e-2 slower)
 _TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
-AHEAD_CHUNKS = 2                  # chunks drawn ahead (threads=2): the drawing thread keeps busy
-                                  # through the control plane's work between two spans
+AHEAD_CHUNKS = 1                  # chunks drawn ahead (threads=2). 2 kept the drawing thread busier
+                                  # through the control plane's work (spam 24h: 5.4M requests/s against
+                                  # 4.9M) but took voice-to-text's peak memory to 307 MiB (295 with 1)
 THREADS_ENV = "MLARCH_THREADS"    # "1": a run uses one thread (no draws ahead); unset: see threads_default
 
 
@@ -61,7 +62,7 @@ def _draw_thread() -> ThreadPoolExecutor:
 class _Draws:
     """One chunk's random draws: everything about its requests that does not depend on the
     system's state (which model, which table, how many replicas), in the order the serial
-    code draws them from each stream. Up to three chunks are alive at once (two drawn ahead),
+    code draws them from each stream. Chunks drawn ahead are alive beside the one served,
     so a chunk keeps only what serving it reads."""
     __slots__ = ("t", "keys", "hit_keys", "i", "j", "hit", "n_hit", "lookup_s", "fallback_s", "svc_s", "flip",
                  "y_true")
@@ -284,7 +285,7 @@ class DataPlane:
                 self._draw_ahead(self.t_done, self.t_done, self._step_s(), self.pieces is None, True)
 
     def _draw_ahead(self, t0: float, t_to: float, step: float, record: bool, guess: bool) -> None:
-        """Keep AHEAD_CHUNKS chunks drawn ahead, from t0 (where the chunk being served ends)
+        """Keep AHEAD_CHUNKS chunk(s) drawn ahead, from t0 (where the chunk being served ends)
         on: within this span, up to t_to, their bounds are known; past its end (if `guess`), a
         guess that the next span goes on as this one (_take undoes a wrong guess)."""
         q = self._ahead
