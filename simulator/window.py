@@ -29,9 +29,11 @@ EPOCH_DRIFT = 2e-3                # a projection is kept while a unit-norm row's
                                   # (longer epochs project less often but evaluate more requests exactly;
                                   # 5e-3 and 1e-2 measured no faster on spam, 2e-2 slower)
 _TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
-AHEAD_CHUNKS = 1                  # chunks drawn ahead (threads=2). 2 kept the drawing thread busier
-                                  # through the control plane's work (spam 24h: 5.4M requests/s against
-                                  # 4.9M) but took voice-to-text's peak memory to 307 MiB (295 with 1)
+AHEAD_CHUNKS = 2                  # chunks drawn ahead (threads=2) at most: a second keeps the drawing
+                                  # thread busy through the control plane's work (spam 24h: 5.4M
+                                  # requests/s against 4.9M with one), but costs memory:
+AHEAD_RSS_MIB = 270               # it is drawn only while the process's resident memory is below this
+                                  # (voice-to-text, near 280 MiB, peaked at 307 MiB with two, 295 with one)
 THREADS_ENV = "MLARCH_THREADS"    # "1": a run uses one thread (no draws ahead); unset: see threads_default
 
 
@@ -46,6 +48,15 @@ def threads_default() -> int:
     except AttributeError:      # not on Linux
         cpus = os.cpu_count() or 1
     return 2 if cpus >= 2 else 1
+
+
+def _rss_mib() -> float:
+    """This process's resident memory (Linux; elsewhere +inf, i.e. unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        return math.inf
 
 
 _drawer: ThreadPoolExecutor | None = None
@@ -291,7 +302,8 @@ class DataPlane:
         q = self._ahead
         if q:
             t0 = q[-1][1][1]
-        while len(q) < AHEAD_CHUNKS and t0 < self.horizon - 1e-12 and (guess or t0 < t_to - 1e-12):
+        ahead = AHEAD_CHUNKS if _rss_mib() < AHEAD_RSS_MIB else 1
+        while len(q) < ahead and t0 < self.horizon - 1e-12 and (guess or t0 < t_to - 1e-12):
             t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else min(self.horizon, t0 + step)
             q.append((_draw_thread().submit(self._ahead_task, t0, t1, record), (t0, t1, record)))
             t0 = t1
