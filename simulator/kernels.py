@@ -498,4 +498,3 @@ def key_rows(keys: np.ndarray, salt, rows: int, compiled: bool | None = None):
     with np.errstate(over="ignore"):
         h = splitmix64(keys ^ np.uint64(salt))
     return (h & mask).astype(np.int32), ((h >> np.uint64(32)) & mask).astype(np.int32)
-
