@@ -5,7 +5,7 @@
 - on the spam preset's configuration: the per-request SimPy reference queue and the
   pure-Python fallback of the data plane (MLARCH_JIT=0), with their ratios to mlarch;
 - spam over 24h with `--threads 1` and `--threads 2`, and spam over 7 days;
-- `sweep --jobs 1` against `--jobs 2` (speed-up), on 8 runs of 1h and of 6h, and how much
+- `sweep --jobs 1` against `--jobs 2` (speed-up), on 8 runs of 1h, 6h and 24h, and how much
   two identical runs at once slow each other (one alone against the slower of the two);
 - simulated requests/s with the built-in model and with a scikit-learn SGDClassifier
   (`model.estimator`), side by side, on spam's configuration (--estimator-only runs just this).
@@ -189,7 +189,7 @@ def main() -> None:
 
     # 3. sweep --jobs 1 against --jobs 2, on a small sweep (each process's fixed costs, about
     # 2 s, weigh: Amdahl) and on one of 6-hour runs
-    for hs in (["10m"] if args.quick else ["1h", "6h"]):
+    for hs in (["10m"] if args.quick else ["1h", "6h", "24h"]):
         s1 = sweep_s(1, hs, rep)
         s2 = sweep_s(2, hs, rep)
         print(f"sweep      spam, 8 runs of {hs}: --jobs 1 {s1:.1f} s, --jobs 2 {s2:.1f} s, speed-up {s1 / s2:.2f}x "
