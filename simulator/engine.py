@@ -607,6 +607,12 @@ class Simulation:
 
     # ---------------------------------------------------------------------- run
     def run(self) -> Result:
+        try:
+            return self._run()
+        finally:
+            self.dp.close()      # an interrupted run leaves nothing drawing ahead
+
+    def _run(self) -> Result:
         wall0 = time.perf_counter()
         self.dp.start_drawing()
         self._bootstrap()
@@ -632,7 +638,6 @@ class Simulation:
             env.process(self.failures.run(env))
         env.run(until=self.horizon + 1e-6)
         self.advance(self.horizon)
-        self.dp.close()
         res = Result(self._metrics(time.perf_counter() - wall0), self.timeseries,
                      {"all": self.dp.lat, **self.dp.lat_path}, self.events)
         res.wait_hist, res.bucket_wait_hists = self.dp.wait, self.bucket_hists
@@ -822,7 +827,4 @@ def simulate(scenario: Scenario, design: Design, seed: int | None = None, horizo
                          slices=plan, threads=threads_default() if threads is None else threads)
         sim.dp.set_request_sink(on_requests)
         sim.on_batch = on_batches
-        try:
-            return sim.run()
-        finally:
-            sim.dp.close()      # an interrupted run leaves nothing drawing ahead
+        return sim.run()

@@ -58,37 +58,26 @@ def arrivals(rng: np.random.Generator, t0: float, t1: float, rate_per_s: float, 
         # squeeze: below the least rate on [t0, t1) a candidate is kept, and at or above the
         # most it is not, without evaluating the sine (the same decisions as comparing every
         # candidate with rate(t)); only the thin band between the two needs it
-        keep = v < _least_rate(t0, t1, rate_per_s, amplitude)
-        band = np.nonzero(~keep & (v < _most_rate(t0, t1, rate_per_s, amplitude)))[0]
+        least, most = _rate_bounds(t0, t1, rate_per_s, amplitude)
+        keep = v < least
+        band = np.nonzero(~keep & (v < most))[0]
         keep[band] = v[band] < rate_at(t[band], rate_per_s, amplitude)
         t = t[keep]
     return t
 
 
-def _most_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -> float:
-    """An upper bound (to rounding, 1e-12 relative above) on rate(t) over [t0, t1]: the most
-    of its ends, or the crest r·(1 + A) if one falls inside."""
+def _rate_bounds(t0: float, t1: float, rate_per_s: float, amplitude: float) -> tuple[float, float]:
+    """Lower and upper bounds (to rounding, 1e-12 relative outside) on rate(t) over [t0, t1]:
+    the least and most of its ends, or the trough r·(1 − A) and crest r·(1 + A) if inside."""
     day = 86400.0
-    crest = day * 0.25 + day * math.floor((t0 - day * 0.25) / day)   # sin(2πt/day) = 1
-    if crest < t0:
-        crest += day
-    if crest <= t1:
-        return rate_per_s * (1.0 + amplitude) * (1 + 1e-12)
-    ends = rate_at(np.array([t0, t1]), rate_per_s, amplitude)
-    return float(ends.max()) * (1 + 1e-12)
 
-
-def _least_rate(t0: float, t1: float, rate_per_s: float, amplitude: float) -> float:
-    """A lower bound (to rounding, 1e-12 relative below) on rate(t) over [t0, t1]: the least
-    of its ends, or the trough r·(1 − A) if one falls inside."""
-    day = 86400.0
-    trough = day * 0.75 + day * math.floor((t0 - day * 0.75) / day)   # sin(2πt/day) = −1
-    if trough < t0:
-        trough += day
-    if trough <= t1:
-        return rate_per_s * (1.0 - amplitude) * (1 - 1e-12)
+    def inside(phase: float) -> bool:     # a time of day `phase` (a fraction of it) in [t0, t1]?
+        t = day * phase + day * math.floor((t0 - day * phase) / day)
+        return (t if t >= t0 else t + day) <= t1
     ends = rate_at(np.array([t0, t1]), rate_per_s, amplitude)
-    return float(ends.min()) * (1 - 1e-12)
+    least = rate_per_s * (1.0 - amplitude) if inside(0.75) else float(ends.min())   # sin = −1
+    most = rate_per_s * (1.0 + amplitude) if inside(0.25) else float(ends.max())    # sin = +1
+    return least * (1 - 1e-12), most * (1 + 1e-12)
 
 
 # ----------------------------------------------------------------------- Zipf
@@ -158,19 +147,16 @@ class ZipfSampler:
             else:
                 out[todo[ok]] = val[ok]
                 todo = todo[~ok]
-        if out is None:
-            return np.empty(0, dtype=np.uint64)
         tail = np.isinf(out)
         if not tail.any():
             return out.astype(np.uint64)
         keys = np.where(tail, 0.0, out).astype(np.uint64)
-        if tail.any():
-            # a rank beyond MAX_KEY: each such key has probability < MAX_KEY^−s, so a request for
-            # one is (almost surely) its only one: a fresh uniform key above MAX_KEY (a repeat
-            # among 10^9 of them has probability ~ 10^18 / 2^65). Folding them onto one key made
-            # it the most popular key of the law (46% of requests at s = 1.018).
-            keys[tail] = rng.integers(np.uint64(MAX_KEY) + np.uint64(1), np.iinfo(np.uint64).max,
-                                      size=int(tail.sum()), dtype=np.uint64, endpoint=True)
+        # a rank beyond MAX_KEY: each such key has probability < MAX_KEY^−s, so a request for
+        # one is (almost surely) its only one: a fresh uniform key above MAX_KEY (a repeat
+        # among 10^9 of them has probability ~ 10^18 / 2^65). Folding them onto one key made
+        # it the most popular key of the law (46% of requests at s = 1.018).
+        keys[tail] = rng.integers(np.uint64(MAX_KEY) + np.uint64(1), np.iinfo(np.uint64).max,
+                                  size=int(tail.sum()), dtype=np.uint64, endpoint=True)
         return keys
 
 

@@ -115,7 +115,7 @@ def test_diurnal_arrival_counts_match_integrated_rate():
                                    (21_000.0, 22_000.0), (3 * 86_400.0 - 300.0, 3 * 86_400.0 + 300.0)])
 def test_thinning_squeeze_keeps_exactly_what_comparing_every_candidate_keeps(t0, t1):
     # the same draws, thinned by comparing every candidate with rate(t) (Lewis & Shedler)
-    from simulator.traffic import _least_rate, _most_rate, rate_at
+    from simulator.traffic import _rate_bounds, rate_at
     rate, amp = 400.0, 0.6
     got = arrivals(np.random.default_rng(11), t0, t1, rate, amp)
     rng = np.random.default_rng(11)
@@ -126,9 +126,8 @@ def test_thinning_squeeze_keeps_exactly_what_comparing_every_candidate_keeps(t0,
     np.testing.assert_array_equal(got, want)
     # the squeeze's bound: below rate(t) everywhere on the span, and within 1e-9 of its least value
     grid = np.linspace(t0, t1, 200_001)
-    least = _least_rate(t0, t1, rate, amp)
+    least, most = _rate_bounds(t0, t1, rate, amp)
     assert least <= rate_at(grid, rate, amp).min() <= least * (1 + 1e-9) + 1e-9 * rate
-    most = _most_rate(t0, t1, rate, amp)
     assert most * (1 - 1e-9) - 1e-9 * rate <= rate_at(grid, rate, amp).max() <= most
 
 
