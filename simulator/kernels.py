@@ -18,12 +18,12 @@ with a pure-Python/numpy twin that gives bit-identical results.
 - zipf_round: the rejection-inversion sampler's rounding and squeeze (traffic.ZipfSampler):
   k = clip(floor(x + 1/2), 1, kmax), accepted at once when k − x <= cut; comparisons and
   one rounding, so both versions agree bit for bit.
-- concept_margins: the concept margin of each request at a projection time tp,
-  w(tp)·x = A[i]·w/√2 + B[j]·w/√2 (x's feature-table rows projected on the concept once,
-  or only the rows a small window uses), and whether the request is near enough to the
-  boundary to need an exact evaluation at its own time.
+- concept_margins: the concept margin of each request at its time t, to first order about a
+  projection time tp: w(tp)·x + (t − tp)·w'(tp)·x, each term A[i]·v/√2 + B[j]·v/√2 (x's
+  feature-table rows projected on w and w' once, or only the rows a small window uses),
+  and whether the request is near enough to the boundary to need an exact evaluation.
   Only the sign of a margin is used, and a margin is only trusted when it exceeds the most
-  the concept can have moved since tp, so summation order cannot change a label.
+  the second-order remainder can be, so summation order cannot change a label.
 
 The compiled versions are used when numba is installed and MLARCH_JIT is not "0"; with
 MLARCH_JIT unset, only for runs of at least JIT_MIN_REQUESTS requests, since importing numba
@@ -77,8 +77,8 @@ def warm() -> bool:
         z8, zi = np.zeros(1, np.int8), np.zeros(1, np.int32)       # rows are int32 (key_rows)
         label_tally(z8, z8, z8, np.zeros(1, bool), zi, zi, (np.zeros(1),) * 2, (np.zeros(1),) * 2,
                     (np.zeros(1), np.zeros(1), 0.0), 1, True)
-        pn = np.zeros((1, 2))
-        concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros(1), pn, pn, 0.0, np.zeros(1), True, True)
+        pn = np.zeros((1, 3))
+        concept_margins(np.zeros((1, 1)), np.zeros((1, 1)), zi, zi, np.zeros((1, 2)), pn, pn, 0.0, np.zeros(1), True, True)
         zipf_round(np.ones(1), 0.5, 2.0, 9e18, True)
         key_rows(np.ones(1, np.uint64), np.uint64(1), 1, True)
         _loaded = True
@@ -201,11 +201,12 @@ def queue_seen(arrival_s, start_s, pending_s, compiled: bool | None = None) -> n
 
 # ---------------------------------------------------------------- labels
 
-def _concept_margins_loop(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, project):
-    # column 0 of pn_a, pn_b holds the rows' projections w(tp)·z, beside their norms in
-    # column 1, so that a request reads one cache line per table row
+def _concept_margins_loop(za, zb, i, j, u, pn_a, pn_b, half_curv, dt_s, project):
+    # columns 0 and 1 of pn_a, pn_b hold the rows' projections on the concept at tp and on its
+    # rate of change, beside their norms in column 2, so that a request reads one cache line
+    # per table row
     rows = za.shape[0]
-    d = u.size
+    d = za.shape[1]
     n = i.size
     if project:
         # project the rows this window uses, marked first and read in row order (a sequential
@@ -217,58 +218,70 @@ def _concept_margins_loop(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, projec
             used_b[j[k]] = True
         for r in range(rows):
             if used_a[r]:
-                s = 0.0
+                s0 = 0.0
+                s1 = 0.0
                 for q in range(d):
-                    s += za[r, q] * u[q]
-                pn_a[r, 0] = s
+                    s0 += za[r, q] * u[q, 0]
+                    s1 += za[r, q] * u[q, 1]
+                pn_a[r, 0] = s0
+                pn_a[r, 1] = s1
             if used_b[r]:
-                s = 0.0
+                s0 = 0.0
+                s1 = 0.0
                 for q in range(d):
-                    s += zb[r, q] * u[q]
-                pn_b[r, 0] = s
+                    s0 += zb[r, q] * u[q, 0]
+                    s1 += zb[r, q] * u[q, 1]
+                pn_b[r, 0] = s0
+                pn_b[r, 1] = s1
     m0 = np.empty(n)
     near = np.empty(n, dtype=np.bool_)
     for k in range(n):
         a = i[k]
         b = j[k]
-        m = pn_a[a, 0] + pn_b[b, 0]
+        dt = dt_s[k]
+        m = (pn_a[a, 0] + pn_b[b, 0]) + (pn_a[a, 1] + pn_b[b, 1]) * dt
         m0[k] = m
-        bound = (pn_a[a, 1] + pn_b[b, 1]) * (drift_per_s * dt_s[k])
+        bound = (pn_a[a, 2] + pn_b[b, 2]) * ((half_curv * dt) * dt)
         near[k] = abs(m) <= bound * (1 + 1e-9) + 1e-12
     return m0, near
 
 
 def project_rows(za, zb, u, pn_a, pn_b) -> None:
-    """Column 0 of pn_a, pn_b := every feature-table row's projection za_r·u, zb_r·u (BLAS)."""
-    pn_a[:, 0] = za @ u
-    pn_b[:, 0] = zb @ u
+    """Columns 0 and 1 of pn_a, pn_b := every feature-table row's projections on u's two
+    columns (the concept and its rate of change; BLAS)."""
+    pn_a[:, :2] = za @ u
+    pn_b[:, :2] = zb @ u
 
 
-def concept_margins_numpy(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, project):
+def concept_margins_numpy(za, zb, i, j, u, pn_a, pn_b, half_curv, dt_s, project):
     """The numpy twin (asked to project, it projects the window's rows as gathered)."""
     if project:
-        m0 = za[i] @ u + zb[j] @ u
+        pa, pb = za[i] @ u, zb[j] @ u
+        m0 = (pa[:, 0] + pb[:, 0]) + (pa[:, 1] + pb[:, 1]) * dt_s
     else:
-        m0 = pn_a[i, 0] + pn_b[j, 0]
-    bound = (pn_a[i, 1] + pn_b[j, 1]) * (drift_per_s * dt_s)
+        m0 = (pn_a[i, 0] + pn_b[j, 0]) + (pn_a[i, 1] + pn_b[j, 1]) * dt_s
+    bound = (pn_a[i, 2] + pn_b[j, 2]) * ((half_curv * dt_s) * dt_s)
     return m0, np.abs(m0) <= bound * (1 + 1e-9) + 1e-12
 
 
-def concept_margins(za, zb, i, j, u, pn_a, pn_b, drift_per_s: float, dt_s: np.ndarray, project: bool,
+def concept_margins(za, zb, i, j, u, pn_a, pn_b, half_curv: float, dt_s: np.ndarray, project: bool,
                     compiled: bool | None = None):
-    """(margins at the projection time tp, mask of requests to evaluate exactly): those whose
-    margin may have changed sign by their time tp + dt_s, the concept moving at most
-    drift_per_s per second (Concept.drift_bound(1.0)) and a margin by at most ‖z‖ times that.
-    pn_a, pn_b: rows × 2 arrays, column 1 an upper bound on the norm of each row's moving
-    part, column 0 the rows' projections on u at tp (project_rows). project=True: project the
-    rows this window uses on u here instead; column 0 is then left partly overwritten
-    (compiled) or as it was (numpy), and must be projected again before it is reused."""
+    """(margins at the requests' times to first order, mask of requests to evaluate exactly).
+    u: d × 2, the concept at the projection time tp and its rate of change (both /√2); a
+    margin m(tp + δ) = m(tp) + m'(tp)·δ + ½m''(ξ)·δ² (Taylor, Lagrange remainder), and
+    |m''| <= ‖z‖·‖u''‖, so a request is flagged when its first-order margin is within
+    ‖z‖·half_curv·δ² of zero, half_curv = ½‖u''‖ (Concept.curvature_bound). pn_a, pn_b:
+    rows × 3 arrays, column 2 an upper bound on the norm of each row's moving part, columns
+    0 and 1 the rows' projections on u at tp (project_rows). project=True: project the rows
+    this window uses on u here instead; columns 0 and 1 are then left partly overwritten
+    (compiled) or as they were (numpy), and must be projected again before they are reused."""
     if compiled is None:
         compiled = enabled()
     if compiled:
-        return _compiled()["concept_margins"](za, zb, i, j, u, pn_a, pn_b, float(drift_per_s),
-                                              np.ascontiguousarray(dt_s, dtype=np.float64), bool(project))
-    return concept_margins_numpy(za, zb, i, j, u, pn_a, pn_b, drift_per_s, dt_s, project)
+        return _compiled()["concept_margins"](za, zb, i, j, np.ascontiguousarray(u, dtype=np.float64), pn_a, pn_b,
+                                              float(half_curv), np.ascontiguousarray(dt_s, dtype=np.float64),
+                                              bool(project))
+    return concept_margins_numpy(za, zb, i, j, u, pn_a, pn_b, half_curv, dt_s, project)
 
 
 # ---------------------------------------------------------------- histograms

@@ -220,7 +220,17 @@ class Concept:
     def u(self, t_s) -> np.ndarray:
         """Concept coordinates in the rotated basis: (..., 2·planes)."""
         ang = np.multiply.outer(np.asarray(t_s, dtype=float), self.omega) + self.phase
-        out = np.concatenate([self.sqrt_p * np.cos(ang), self.sqrt_p * np.sin(ang)], axis=-1)
+        return self._shifted(np.concatenate([self.sqrt_p * np.cos(ang), self.sqrt_p * np.sin(ang)], axis=-1), t_s)
+
+    def u_dot(self, t_s: float) -> np.ndarray:
+        """du/dt at one time t: (−√p_k ω_k sin, √p_k ω_k cos)_k, turned by the shifts in force
+        (constant between shifts)."""
+        ang = float(t_s) * self.omega + self.phase
+        a = self.sqrt_p * self.omega
+        return self._shifted(np.concatenate([-a * np.sin(ang), a * np.cos(ang)]), t_s)
+
+    def _shifted(self, out: np.ndarray, t_s) -> np.ndarray:
+        """Coordinates `out` at times t_s with the sudden shifts in force then applied."""
         if self.shift_t is None:
             return out
         # sudden shifts (scenarios.shifts): the rotation in force at each time, applied on top
@@ -250,6 +260,10 @@ class Concept:
         """The unit concept vector at time t."""
         return self.q[:, : 2 * self.planes] @ self.u(t_s)
 
+    def w_dot(self, t_s: float) -> np.ndarray:
+        """dw/dt at time t (between shifts)."""
+        return self.q[:, : 2 * self.planes] @ self.u_dot(t_s)
+
     def rotate(self, x: np.ndarray) -> np.ndarray:
         """Feature rows in the concept's basis (only the moving coordinates)."""
         return x @ self.q[:, : 2 * self.planes]
@@ -259,10 +273,10 @@ class Concept:
         u = self.u(t_s)
         return np.einsum("ij,ij->i", z, u) if u.ndim == 2 else z @ u
 
-    def drift_bound(self, span_s: float) -> float:
-        """Upper bound on ‖u(t) − u(t0)‖ for |t − t0| <= span: sqrt(Σ p_k (ω_k span)²),
-        since |e^{iωδ} − 1| <= ωδ."""
-        return float(np.sqrt(np.sum(self.p * (self.omega * span_s) ** 2)))
+    def curvature_bound(self) -> float:
+        """‖d²u/dt²‖ = sqrt(Σ p_k ω_k⁴), the same at every time (the shifts' rotations keep
+        norms): a margin z·u(t) has |m''| <= ‖z‖ times this between shifts."""
+        return float(np.sqrt(np.sum(self.p * self.omega ** 4)))
 
     def labels(self, rng: np.random.Generator, x: np.ndarray, t_s) -> np.ndarray:
         """Observed labels in {−1, +1}: sign(w(t)·x), flipped with probability label_noise."""

@@ -25,9 +25,9 @@ from .train import Model
 
 CHUNK_REQUESTS = 1 << 18
 PROJECTION_EPOCH_S = 4 * 3600.0   # longest a projection of the feature tables on the concept is kept
-EPOCH_DRIFT = 2e-3                # a projection is kept while a unit-norm row's margin moves at most this
-                                  # (longer epochs project less often but evaluate more requests exactly;
-                                  # 5e-3 and 1e-2 measured no faster on spam, 2e-2 slower)
+EPOCH_DRIFT = 2e-3                # a projection is kept while a unit-norm row's margin departs from its
+                                  # first-order projection by at most this (longer epochs project less
+                                  # often but evaluate more requests exactly)
 _TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
 AHEAD_CHUNKS = 2                  # chunks drawn ahead (threads=2) at most: a second keeps the drawing
                                   # thread busy through the control plane's work (spam 24h: 5.4M
@@ -121,17 +121,19 @@ class DataPlane:
         # a key's margin is w(t)·x = (A[i] + B[j])·w(t)/√2: the feature tables' rows are
         # projected on w(t)/√2 (no rotated copy of the tables is kept)
         self.xa, self.xb = features.a, features.b
-        # per row: scratch for its projection (kernels.concept_margins), and an upper bound on
-        # the norm of its moving part (rotation keeps norms; the rest does not move): ‖A_r‖/√2
-        self.xa_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.a, axis=1) / math.sqrt(2)])
-        self.xb_pn = np.column_stack([np.zeros(features.rows), np.linalg.norm(features.b, axis=1) / math.sqrt(2)])
-        self._proj_at: float | None = None      # time of the projections in their column 0
-        # how long one projection serves: the concept moves a margin by at most ‖z‖·drift per
-        # second, so over this epoch a unit-norm row's margin moves at most EPOCH_DRIFT, and only the
-        # few requests that close to the boundary are evaluated exactly (for a 3-day
-        # half-life, 9 min; a frozen concept: the cap)
-        self._drift_per_s = drift = concept.drift_bound(1.0)
-        self._proj_epoch_s = min(PROJECTION_EPOCH_S, EPOCH_DRIFT / drift) if drift > 0 else PROJECTION_EPOCH_S
+        # per row: scratch for its projections on the concept and on its rate of change
+        # (kernels.concept_margins), and an upper bound on the norm of its moving part
+        # (rotation keeps norms; the rest does not move): ‖A_r‖/√2
+        zeros = np.zeros(features.rows)
+        self.xa_pn = np.column_stack([zeros, zeros, np.linalg.norm(features.a, axis=1) / math.sqrt(2)])
+        self.xb_pn = np.column_stack([zeros, zeros, np.linalg.norm(features.b, axis=1) / math.sqrt(2)])
+        self._proj_at: float | None = None      # time of the projections in their columns 0 and 1
+        # how long one projection serves: a margin departs from its first-order projection by at
+        # most ‖z‖·½‖u''‖·δ² after δ seconds, so over this epoch a unit-norm row's by at most
+        # EPOCH_DRIFT, and only the few requests that close to the boundary are evaluated
+        # exactly (for a 3-day half-life, 2.7 h; a frozen concept: the cap)
+        self._half_curv = curv = concept.curvature_bound() / 2
+        self._proj_epoch_s = min(PROJECTION_EPOCH_S, math.sqrt(EPOCH_DRIFT / curv)) if curv > 0 else PROJECTION_EPOCH_S
         if compiled is None:
             tr = sc.traffic
             compiled = kernels.use_for(integrated_rate(0.0, horizon_s, tr.rate, tr.diurnal_amplitude))
@@ -473,27 +475,33 @@ class DataPlane:
         """w(t)/√2: the feature tables' rows projected on it add up to a key's margin."""
         return self.concept.w(t_s) * (1 / math.sqrt(2))
 
+    def _w_taylor(self, t_s: float) -> np.ndarray:
+        """d × 2: w(t)/√2 and w'(t)/√2, a margin's value and rate of change at t (projected
+        on by kernels.concept_margins)."""
+        return np.column_stack([self._w_half(t_s), self.concept.w_dot(t_s) * (1 / math.sqrt(2))])
+
     def _proj(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Concept margins of every feature-table row at time t: w(t)·x = pa[i] + pb[j]."""
         w = self._w_half(t_s)
         return self.xa @ w, self.xb @ w
 
     def _true_labels(self, t: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """sign(w(t)·x) per request, exactly. The margin at a projection time tp <= t decides
-        every request whose margin exceeds the most the concept can move by its time
-        (‖z‖·drift_bound(t − tp), z the moving part of x, ‖z‖ <= (‖A_i‖ + ‖B_j‖)/√2; the
-        bound is linear in the span); the rest are evaluated exactly. Every row's projection
-        at tp is kept for the windows of one epoch (PROJECTION_EPOCH_S, at most) and one
-        concept shift; when the epoch's windows are too few to repay projecting every row,
-        they project the rows they use. Labels are exact either way, whatever tp <= t."""
+        """sign(w(t)·x) per request, exactly. The margin's first-order expansion about a
+        projection time tp <= t, m(tp) + m'(tp)·(t − tp), decides every request whose
+        expansion exceeds the most its remainder can be (‖z‖·½‖u''‖·(t − tp)², z the moving
+        part of x, ‖z‖ <= (‖A_i‖ + ‖B_j‖)/√2; Concept.curvature_bound); the rest are
+        evaluated exactly. Every row's projections at tp are kept for the windows of one
+        epoch (PROJECTION_EPOCH_S, at most) and one concept shift; when the epoch's windows
+        are too few to repay projecting every row, they project the rows they use. Labels are
+        exact either way, whatever tp <= t."""
         t0 = float(t[0])
         tp = self._proj_at
         # (a chunk drawn ahead and undone may have projected later than t0: not reused then)
         reuse = tp is not None and 0 <= t0 - tp <= self._proj_epoch_s and self._segment(tp) == self._segment(t0)
         if reuse:
-            w, project = self._w_half(tp), False
+            w, project = self._w_taylor(tp), False
         else:
-            tp, w = t0, self._w_half(t0)
+            tp, w = t0, self._w_taylor(t0)
             # the rows this projection's windows will use: a few (project only those) or most (all)
             tr = self.sc.traffic
             uses = max(t.size, tr.rate * (1 - tr.diurnal_amplitude) * min(self._proj_epoch_s, self.horizon - t0))
@@ -502,7 +510,7 @@ class DataPlane:
                 kernels.project_rows(self.xa, self.xb, w, self.xa_pn, self.xb_pn)
             self._proj_at = None if project else tp      # after a partial projection, column 0 is stale
         m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, w, self.xa_pn, self.xb_pn,
-                                                self._drift_per_s, t - tp, project, self.compiled)
+                                                self._half_curv, t - tp, project, self.compiled)
         near = np.nonzero(near_mask)[0]
         if near.size:
             x = (self.xa[i[near]] + self.xb[j[near]]) * (1 / math.sqrt(2))     # KeyFeatures.features

@@ -47,18 +47,19 @@ def test_concept_margins_kernel_equals_numpy_twin():
     for n in (1, 100, 200_000):
         keys = rng.integers(1, 10**12, n).astype(np.uint64)
         i, j = sim.features.index(keys)
-        u = dp._w_half(123.0)
+        u = dp._w_taylor(123.0)
         dt = rng.uniform(0.0, 300.0, n)
+        hc = dp._half_curv
         # the compiled loop projecting the rows it uses, against numpy projecting every row
-        m_c, near_c = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, 3e-6, dt, True, True)
-        m_p, near_p = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, 3e-6, dt, True, False)
+        m_c, near_c = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, hc, dt, True, True)
+        m_p, near_p = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, hc, dt, True, False)
         # summation order differs, so margins agree to rounding; the labels they decide do not differ
         np.testing.assert_allclose(m_c, m_p, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(near_c, near_p)
         # with every row projected beforehand, both gather the same projections: equal bit for bit
         kernels.project_rows(dp.xa, dp.xb, u, dp.xa_pn, dp.xb_pn)
-        m_c, near_c = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, 3e-6, dt, False, True)
-        m_p, near_p = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, 3e-6, dt, False, False)
+        m_c, near_c = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, hc, dt, False, True)
+        m_p, near_p = kernels.concept_margins(dp.xa, dp.xb, i, j, u, dp.xa_pn, dp.xb_pn, hc, dt, False, False)
         np.testing.assert_array_equal(m_c, m_p)
         np.testing.assert_array_equal(near_c, near_p)
         assert 0 < near_c.sum() < n or n < 1000      # the exact band is neither empty nor everything

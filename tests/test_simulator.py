@@ -219,11 +219,11 @@ def test_true_labels_fast_path_is_exact():
 
 @pytest.mark.parametrize("shifts", [False, True])
 def test_true_labels_exact_when_a_projection_serves_many_windows(shifts):
-    # windows of 100 s over 2 h of a concept with a 3-day half-life (a 9-min epoch): one projection serves the
-    # windows of its epoch (the drift since it was made widens the exact band), a new one is
-    # made after the epoch and after every sudden shift; every label stays exact
+    # windows of 100 s over 2 h of a concept with a 6-hour half-life (a 14-min epoch): one projection serves
+    # the windows of its epoch (the drift since it was made widens the exact band), a new one
+    # is made after the epoch and after every sudden shift; every label stays exact
     extra = ["data.shifts={every: 30m, magnitude: 0.5}"] if shifts else []
-    sim = Simulation(small("data.concept_half_life=3d", *extra), Design("static", None, "dynamic", None, 2), 2, 7200.0)
+    sim = Simulation(small("data.concept_half_life=6h", *extra), Design("static", None, "dynamic", None, 2), 2, 7200.0)
     dp = sim.dp
     rng = np.random.default_rng(4)
     # windows end at every shift, as the engine's do (no window straddles a shift)
