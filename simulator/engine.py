@@ -22,13 +22,13 @@ from scenarios.schema import Scenario
 
 from . import validate as validation
 from .evaluate import gate
-from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, DataSource, feature_names
+from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, BatchesAhead, DataSource, feature_names
 from .window import _Bucket
 from .serve import Table
 from .traffic import Concept, KeyFeatures, zipf_for
 from .train import Model, Stats, fit
 from .slices import DEFAULT_REQUEST_BUDGET, SlicePlan, plan_slices
-from .window import CHUNK_REQUESTS, DataPlane
+from .window import CHUNK_REQUESTS, DataPlane, draw_thread
 HOLDOUT_SHARE = 0.2
 REFERENCE_ROWS = 50_000          # history rows the validation reference is inferred from
 MAX_REQUESTS = 2e10        # ~3 h at 2M requests/s: beyond this a run is refused, not started
@@ -250,6 +250,7 @@ class Simulation:
         self.examples_since = 0.0
         self.source = DataSource(sc, self.concept, data)
         self.on_batch = None     # callable(Batch) for each data batch the run ingests (simulate --log)
+        self.batches_ahead: BatchesAhead | None = None
         # rows materialised per arriving batch: all of them up to MAX_ROWS, fewer when a long
         # lifetime brings thousands of batches (each row is weighted to stand for the rest)
         self.rows_per_batch = batch_rows(horizon_s, d.batch_interval)
@@ -412,7 +413,7 @@ class Simulation:
         next_retrain = self.design.retrain_every_s or math.inf
         while k * B < self.horizon - 1e-9:   # the run covers [0, horizon)
             yield env.timeout(k * B - env.now)
-            b = self.source.batch(k, env.now, max_rows=self.rows_per_batch)
+            b = self._batch(k, env.now)
             if self.on_batch is not None:
                 self.on_batch(b)
             ok = self._accept_or_quarantine(b)
@@ -435,6 +436,12 @@ class Simulation:
                 env.process(self._train_job(env, sc.model.train_time.seconds(nominal, sc.model.trainers), nominal))
             k += 1
 
+    def _batch(self, k: int, now: float) -> Batch:
+        """Batch k of the feed, arriving now (drawn ahead on the drawing thread, if it is)."""
+        if self.batches_ahead is not None:
+            return self.batches_ahead.take(k, now)
+        return self.source.batch(k, now, max_rows=self.rows_per_batch)
+
     def _log_batches(self, env):
         """The batches _feed would draw, for the batch hook alone: a static model without
         validation or monitoring never reads arriving data, so the run skips drawing it. The
@@ -443,7 +450,7 @@ class Simulation:
         k = 1
         while k * B < self.horizon - 1e-9:
             yield env.timeout(k * B - env.now)
-            self.on_batch(self.source.batch(k, env.now, max_rows=self.rows_per_batch))
+            self.on_batch(self._batch(k, env.now))
             k += 1
 
     def _monitor_batch(self, b: Batch, ok: bool) -> bool:
@@ -611,6 +618,8 @@ class Simulation:
             return self._run()
         finally:
             self.dp.close()      # an interrupted run leaves nothing drawing ahead
+            if self.batches_ahead is not None:
+                self.batches_ahead.close()
 
     def _run(self) -> Result:
         wall0 = time.perf_counter()
@@ -620,12 +629,19 @@ class Simulation:
         self.env = env
         self.trainer = simpy.Resource(env, capacity=1)
         self.refresh_wanted = None
+        feed = None
         if self.design.training != "static":
-            env.process(self._feed(env))
+            feed = self._feed
         elif self.sc.data.faults or self.monitor is not None:
-            env.process(self._feed(env))   # static models still validate (and monitor) arriving data
+            feed = self._feed   # static models still validate (and monitor) arriving data
         elif self.on_batch is not None:
-            env.process(self._log_batches(env))
+            feed = self._log_batches
+        if feed is not None:
+            if self.dp.threads > 1:
+                # the feed's batches are drawn on the drawing thread, beside the requests
+                self.batches_ahead = BatchesAhead(self.source, self.sc.data.batch_interval, self.horizon,
+                                                  self.rows_per_batch, draw_thread().submit)
+            env.process(feed(env))
         if self.shift_times.size:
             env.process(self._shift_events(env))
         if self.serving_val is not None:

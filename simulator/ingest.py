@@ -101,3 +101,43 @@ class DataSource:
                 v = cols[name].astype(float)
                 v[self.rng.random(v.size) < f.fraction] = np.nan
                 cols[name] = v
+
+
+def feed_times(interval_s: float, horizon_s: float):
+    """(k, arrival time) of the batches a run's feed takes after the bootstrap, k = 1, 2, ...:
+    the times the feed's SimPy process wakes at, computed as SimPy does (now + (k·B − now))."""
+    k, now = 1, 0.0
+    while k * interval_s < horizon_s - 1e-9:   # the run covers [0, horizon)
+        now = now + (k * interval_s - now)
+        yield k, now
+        k += 1
+
+
+class BatchesAhead:
+    """The batches of feed_times, drawn in order by `submit` (an executor's: the data plane's
+    drawing thread), each while the one before it is used. The data stream is read by nothing
+    else after the bootstrap, so these are the batches the feed would draw itself."""
+
+    def __init__(self, source: DataSource, interval_s: float, horizon_s: float, max_rows: int, submit):
+        self.source, self.max_rows, self.submit = source, max_rows, submit
+        self.times = feed_times(interval_s, horizon_s)
+        self.next = None     # (future of the batch, (k, arrival time))
+        self._ahead()
+
+    def _ahead(self) -> None:
+        kt = next(self.times, None)
+        self.next = None if kt is None else (self.submit(self.source.batch, kt[0], kt[1], max_rows=self.max_rows), kt)
+
+    def take(self, k: int, arrived_s: float) -> Batch:
+        """Batch k, arriving at arrived_s (as feed_times says it does)."""
+        if self.next is None or self.next[1] != (k, arrived_s):
+            raise AssertionError(f"batch {k} at {arrived_s!r} s was not the next drawn ahead ({self.next and self.next[1]})")
+        b = self.next[0].result()
+        self._ahead()
+        return b
+
+    def close(self) -> None:
+        """Stop drawing (the end of a run)."""
+        if self.next is not None:
+            self.next[0].cancel()
+            self.next = None

@@ -2,7 +2,8 @@
 with a pure-Python/numpy twin that gives bit-identical results.
 
 - fifo_starts: exact FIFO c-server start times (Kiefer–Wolfowitz): a binary min-heap of
-  the replicas' free times; start = max(arrival, earliest free). Max and one addition per
+  the replicas' free times (compiled, for pools of up to FIFO_SCAN_MAX: a sorted array);
+  start = max(arrival, earliest free). Max and one addition per
   request in both versions, so starts are equal bit for bit (the heap's layout may differ,
   its multiset of free times does not).
 - queue_seen: requests waiting as seen by each arrival, by one merge walk over the sorted
@@ -107,11 +108,32 @@ def _compiled():
 
 # ------------------------------------------------------------------ queue
 
+FIFO_SCAN_MAX = 32     # pools up to this size keep their free times sorted (see _fifo_starts_loop)
+
+
 def _fifo_starts_loop(heap, arrival_s, service_s):
     """Start times; `heap` (free times, min-heap layout of heapq) is updated in place."""
     n = arrival_s.size
     c = heap.size
     starts = np.empty(n)
+    if c <= FIFO_SCAN_MAX:
+        # small pools: the free times sorted (a sorted array is a min-heap too); each new free
+        # time is inserted by a scan that shifts the smaller ones down, which a branch
+        # predictor follows better than a heap's sift-down (12 replicas: 16 ns a request
+        # against 23; the heap wins from about 48)
+        heap.sort()
+        for k in range(n):
+            a = arrival_s[k]
+            f = heap[0]
+            st = a if a > f else f
+            starts[k] = st
+            x = st + service_s[k]
+            p = 1
+            while p < c and heap[p] < x:
+                heap[p - 1] = heap[p]
+                p += 1
+            heap[p - 1] = x
+        return starts
     for k in range(n):
         a = arrival_s[k]
         f = heap[0]

@@ -62,7 +62,7 @@ def _rss_mib() -> float:
 _drawer: ThreadPoolExecutor | None = None
 
 
-def _draw_thread() -> ThreadPoolExecutor:
+def draw_thread() -> ThreadPoolExecutor:
     """The process's one drawing thread, shared by its runs (they run one at a time)."""
     global _drawer
     if _drawer is None:
@@ -292,7 +292,7 @@ class DataPlane:
         if self.threads > 1 and not self._ahead:
             if self.compiled:
                 # loading the kernels' machine code takes most of a second: off the main thread
-                _draw_thread().submit(kernels.warm)
+                draw_thread().submit(kernels.warm)
             tr = self.sc.traffic
             if integrated_rate(0.0, self.horizon, tr.rate, tr.diurnal_amplitude) >= 4 * CHUNK_REQUESTS:
                 self._draw_ahead(self.t_done, self.t_done, self._step_s(), self.pieces is None, True)
@@ -307,7 +307,7 @@ class DataPlane:
         ahead = AHEAD_CHUNKS if _rss_mib() < AHEAD_RSS_MIB else 1
         while len(q) < ahead and t0 < self.horizon - 1e-12 and (guess or t0 < t_to - 1e-12):
             t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else min(self.horizon, t0 + step)
-            q.append((_draw_thread().submit(self._ahead_task, t0, t1, record), (t0, t1, record)))
+            q.append((draw_thread().submit(self._ahead_task, t0, t1, record), (t0, t1, record)))
             t0 = t1
 
     def _ahead_task(self, t0: float, t1: float, record: bool) -> tuple[_Draws, list]:

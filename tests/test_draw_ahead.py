@@ -90,3 +90,50 @@ def test_simulate_threads_option_gives_the_same_json(cli):
     assert outs[0] == outs[1] and outs[0]["requests"] > 100_000
     res = cli("simulate", "spam", "--horizon", "20m", "--threads", "3")
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize("interval", ["20m", "7m", "1h"])
+def test_feed_times_are_the_times_the_feed_process_wakes_at(interval):
+    # the batches drawn ahead are drawn for these times; SimPy's clock must agree bit for bit,
+    # and the last batch is the last before the horizon
+    import simpy
+    from scenarios.units import parse_duration_s
+    from simulator.ingest import feed_times
+    B, horizon = parse_duration_s(interval), 86400.0
+    env, woke = simpy.Environment(), []
+
+    def feed(env):
+        k = 1
+        while k * B < horizon - 1e-9:
+            yield env.timeout(k * B - env.now)
+            woke.append((k, env.now))
+            k += 1
+    env.process(feed(env))
+    env.run()
+    assert list(feed_times(B, horizon)) == woke and len(woke) == int(horizon // B) - (horizon % B == 0)
+
+
+def test_batches_drawn_ahead_are_the_batches_of_one_thread():
+    # a static model's run draws batches only for the batch hook (simulate --log): drawn ahead
+    # with two threads, they are the same batches, in the same order
+    sc = load_scenario("spam", ["traffic.rate=50/s", "horizon=3h", "data.batch_interval=7m"])
+    seen = {1: [], 2: []}
+    for n in (1, 2):
+        simulate(sc, Design("static", None, "dynamic", None, 4), seed=3, threads=n,
+                 on_batches=lambda b, n=n: seen[n].append((b.index, b.arrived_s, b.columns["y"].tobytes(),
+                                                            b.columns["f3"].tobytes())))
+    assert len(seen[1]) == 25 and seen[1] == seen[2]
+
+
+def test_batches_ahead_refuses_a_batch_out_of_turn():
+    from concurrent.futures import ThreadPoolExecutor
+    from simulator.engine import Simulation
+    from simulator.ingest import BatchesAhead
+    sim = Simulation(
+        load_scenario("spam", ["traffic.rate=50/s", "horizon=1h"]), Design("static", None, "dynamic", None, 4), 3, 3600.0)
+    with ThreadPoolExecutor(1) as ex:
+        ahead = BatchesAhead(sim.source, 600.0, 3600.0, 100, ex.submit)
+        assert ahead.take(1, 600.0).arrived_s == 600.0
+        with pytest.raises(AssertionError, match="batch 3"):
+            ahead.take(3, 1800.0)
+        ahead.close()

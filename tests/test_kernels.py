@@ -1,5 +1,6 @@
 """The compiled data-plane kernels equal their pure-Python twins bit for bit, and a whole
 simulation gives the same metrics with and without them; BLAS runs one thread per run."""
+import heapq
 import math
 
 import numpy as np
@@ -21,7 +22,7 @@ def _queue(seed, n, c, rho):
     return arrival, service
 
 
-@pytest.mark.parametrize("c", [1, 2, 7, 12, 64])
+@pytest.mark.parametrize("c", [1, 2, 7, 12, kernels.FIFO_SCAN_MAX, kernels.FIFO_SCAN_MAX + 1, 64])
 def test_fifo_kernel_equals_python_twin_bit_for_bit_across_windows(c):
     arrival, service = _queue(c, 30_000, c, 0.95)
     pools = [ReplicaPool(c, compiled=True), ReplicaPool(c, compiled=False)]
@@ -30,6 +31,13 @@ def test_fifo_kernel_equals_python_twin_bit_for_bit_across_windows(c):
     for pool in pools:
         starts, seen = [], []
         for a, b in cuts:
+            if a == 5000:
+                # between windows the autoscaler and failures edit the free times with heapq,
+                # which leaves a heap that is not sorted (small pools' loop sorts it first)
+                h = sorted(pool.free_at.tolist(), reverse=True)
+                heapq.heapify(h)
+                pool.free_at = np.asarray(h)
+                assert c < 3 or not np.all(np.diff(pool.free_at) >= 0)
             st = pool.serve(arrival[a:b], service[a:b])
             starts.append(st)
             seen.append(pool.queue_seen(arrival[a:b], st))
