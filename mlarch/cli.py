@@ -408,7 +408,6 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     _allow_imports(allow_import)
     import io
 
-    import pandas as pd
     from . import sweep as sw
     from .progress import Bar
     horizon_s = _horizon_s(horizon)
@@ -417,6 +416,9 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     if scheduler is not None:
         sw.local_workers(scheduler)   # a bad local:N fails before any work
     names, runs = sw.plan(scenario, set_ or [], vary, seeds)
+    if scheduler is None:
+        sw.start_workers(scenario, set_ or [], runs, jobs, horizon_s)    # they start while the sweep is prepared
+    import pandas as pd
     # finished rows are kept beside the CSV: a rerun (after Ctrl-C or a kill) skips them
     store = sw.RunStore.beside(out_csv)
     keys = [sw.run_key(scenario, tuple(set_ or []), r, horizon_s) for r in runs]

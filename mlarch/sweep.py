@@ -1,7 +1,7 @@
 """Sweeps: a grid of simulations over varied scenario fields, one row per (point, seed).
 
-Runs go in parallel on local cores with joblib (loky processes, BLAS threads pinned to 1,
-runs grouped into batches), or on a Dask cluster (`local:N` starts one here). Rows do not
+Runs go in parallel on local cores (this process and loky worker processes, BLAS threads
+pinned to 1), or on a Dask cluster (`local:N` starts one here). Rows do not
 depend on where they ran: the same seeds give identical rows serially, in parallel or on
 Dask. Each finished row is stored under a key of (resolved scenario, seed, horizon, mlarch
 version) in a directory beside the CSV, so an interrupted sweep resumes where it stopped.
@@ -198,15 +198,11 @@ def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, sch
             progress(len(rows))
 
     if todo:
-        # many small runs that together repay loading the compiled kernels: each process loads
-        # them before its first run (simulator.kernels.warm), whatever each run's own size
-        from simulator.kernels import JIT_MIN_REQUESTS
         if scheduler is not None:
             workers = local_workers(scheduler) or 1     # a remote cluster: its size is unknown here
         else:
             workers = jobs if jobs > 0 else (os.cpu_count() or 1)
-        expected = sum(_expected_requests(scenario, sets_t, runs[k].point, horizon_s) for k in todo)
-        warm = expected / min(workers, len(todo)) >= JIT_MIN_REQUESTS
+        warm = _worth_warming(scenario, sets_t, [runs[k] for k in todo], horizon_s, workers)
         args = [(k, scenario, sets_t, runs[k], horizon_s, warm) for k in todo]
         if scheduler is not None:
             _run_dask(scheduler, args, finished)
@@ -216,6 +212,45 @@ def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, sch
         else:
             _run_loky(jobs, args, finished)
     return [rows[k] for k in range(len(runs))]
+
+
+def _worth_warming(scenario: str, sets: tuple, runs: list[Run], horizon_s: float | None, workers: int) -> bool:
+    """Whether each process should load the compiled kernels before its first run: when its
+    share of the runs, small ones too, together repays the load (simulator.kernels.warm)."""
+    from simulator.kernels import JIT_MIN_REQUESTS
+    expected = sum(_expected_requests(scenario, sets, r.point, horizon_s) for r in runs)
+    return bool(runs) and expected / min(workers, len(runs)) >= JIT_MIN_REQUESTS
+
+
+def start_workers(scenario: str, sets: list[str], runs: list[Run], jobs: int, horizon_s: float | None = None) -> None:
+    """Start the local worker processes of a parallel sweep (jobs != 1) now, each importing
+    mlarch and loading the compiled kernels (when the runs repay it) while this process
+    prepares the sweep (run keys, the store); run_grid then uses them. About 1.2 s of a
+    worker's start is hidden this way."""
+    n = jobs if jobs > 0 else (os.cpu_count() or 1)
+    if jobs == 1 or n < 2 or not runs:
+        return
+    warm = _worth_warming(scenario, tuple(sets), runs, horizon_s, n)
+    ex = _workers(n)
+    for _ in range(n - 1):
+        ex.submit(_prepare_worker, warm)
+
+
+def _workers(n: int):
+    """The n − 1 loky worker processes that run beside this one (loky reuses them while n is
+    the same)."""
+    from joblib.externals.loky import get_reusable_executor
+    # one BLAS thread per worker: the processes are the parallelism
+    return get_reusable_executor(max_workers=max(n - 1, 1), initializer=die_with_parent, env=BLAS_ENV)
+
+
+def _prepare_worker(warm: bool) -> None:
+    """In a worker: import what a run needs, and load the compiled kernels if `warm`."""
+    import advisor  # noqa: F401
+    import simulator.engine  # noqa: F401
+    if warm:
+        from simulator import kernels
+        kernels.warm()
 
 
 def _indexed_run(k: int, scenario: str, sets: tuple, run: Run, horizon_s: float | None,
@@ -237,15 +272,62 @@ def _expected_requests(scenario: str, sets: tuple, point: tuple, horizon_s: floa
     return n if horizon_s is not None else min(n, DEFAULT_REQUEST_BUDGET)
 
 
+BLAS_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")}
+
+
 def _run_loky(jobs: int, args: list, finished) -> None:
-    import joblib
-    n_jobs = jobs if jobs > 0 else -1
-    # one BLAS thread per worker: the workers are the parallelism; batches amortise dispatch;
-    # results are stored in the order they finish, so an interrupted sweep keeps them all
-    with joblib.parallel_config(backend="loky", inner_max_num_threads=1, initializer=die_with_parent):
-        par = joblib.Parallel(n_jobs=n_jobs, batch_size="auto", return_as="generator_unordered")
-        for k, row in par(joblib.delayed(_indexed_run)(*a) for a in args):
+    """Local parallel runs: this process runs them itself beside jobs − 1 loky worker
+    processes, each taking the next run as it becomes free. This process has imported and
+    loaded everything already, so its first run starts at once while the workers start (a
+    worker pays about 1.5 s before its first run). Results are stored in the order they
+    finish, so an interrupted sweep keeps them all."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    n = jobs if jobs > 0 else (os.cpu_count() or 1)
+    todo = iter(args)
+    lock = threading.Lock()
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def take():
+        with lock:
+            return None if stop.is_set() else next(todo, None)
+
+    def done(k: int, row: dict) -> None:
+        with lock:
             finished(k, row)
+
+    ex = _workers(n)
+
+    def feed_workers() -> None:
+        pending: set = set()
+        try:
+            while True:
+                while len(pending) < n - 1:
+                    a = take()
+                    if a is None:
+                        break
+                    pending.add(ex.submit(_indexed_run, *a))
+                if not pending:
+                    return
+                ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in ready:
+                    done(*f.result())
+        except BaseException as e:      # a run's error: the sweep stops and reports it
+            failed.append(e)
+            stop.set()
+
+    feeder = threading.Thread(target=feed_workers, name="mlarch-sweep-workers", daemon=True)
+    feeder.start()
+    try:
+        while (a := take()) is not None:
+            done(*_indexed_run(*a))
+        feeder.join()
+    except BaseException:       # this process's run failed, or Ctrl-C: stop the workers' runs too
+        stop.set()
+        ex.shutdown(wait=False, kill_workers=True)
+        raise
+    if failed:
+        raise failed[0]
 
 
 def die_with_parent() -> None:
