@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, sch
             for a in args:
                 finished(*_indexed_run(*a))
         else:
-            _run_loky(jobs, args, finished)
+            _run_local(jobs, args, warm, finished)
     return [rows[k] for k in range(len(runs))]
 
 
@@ -222,30 +223,58 @@ def _worth_warming(scenario: str, sets: tuple, runs: list[Run], horizon_s: float
     return bool(runs) and expected / min(workers, len(runs)) >= JIT_MIN_REQUESTS
 
 
+_started: tuple | None = None     # (workers + 1, executor) started by start_workers for run_grid
+
+
 def start_workers(scenario: str, sets: list[str], runs: list[Run], jobs: int, horizon_s: float | None = None) -> None:
-    """Start the local worker processes of a parallel sweep (jobs != 1) now, each importing
-    mlarch and loading the compiled kernels (when the runs repay it) while this process
-    prepares the sweep (run keys, the store); run_grid then uses them. About 1.2 s of a
-    worker's start is hidden this way."""
+    """Start the worker processes of a parallel local sweep (jobs != 1) now, before this
+    process starts any thread (the CLI calls it before its progress bar): on Linux they are
+    forked from this process once it has imported what a run needs and loaded the compiled
+    kernels (when the runs repay them), so each starts at once instead of paying about
+    1.5 s for those itself. The next run_grid with the same jobs uses them."""
+    global _started
     n = jobs if jobs > 0 else (os.cpu_count() or 1)
     if jobs == 1 or n < 2 or not runs:
         return
-    warm = _worth_warming(scenario, tuple(sets), runs, horizon_s, n)
-    ex = _workers(n)
-    for _ in range(n - 1):
-        ex.submit(_prepare_worker, warm)
+    _started = (n, _workers(n, _worth_warming(scenario, tuple(sets), runs, horizon_s, n)))
 
 
-def _workers(n: int):
-    """The n − 1 loky worker processes that run beside this one (loky reuses them while n is
-    the same)."""
+def _workers(n: int, warm: bool):
+    """n − 1 worker processes that run beside this one. Forked (Linux, and only from a
+    process with one thread, where forking is safe) after this process has imported what a
+    run needs and loaded the compiled kernels if `warm`; else loky's, which start a fresh
+    interpreter each and prepare it themselves."""
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        _prepare_worker(warm)
+        ex = ProcessPoolExecutor(max_workers=n - 1, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=die_with_parent)
+        ex.submit(int).result()     # the workers are forked at the first task: now, while one thread runs
+        return ex
     from joblib.externals.loky import get_reusable_executor
     # one BLAS thread per worker: the processes are the parallelism
-    return get_reusable_executor(max_workers=max(n - 1, 1), initializer=die_with_parent, env=BLAS_ENV)
+    ex = get_reusable_executor(max_workers=n - 1, initializer=die_with_parent, env=BLAS_ENV)
+    for _ in range(n - 1):
+        ex.submit(_prepare_worker, warm)
+    return ex
+
+
+def _stop_workers(ex, now: bool) -> None:
+    """Shut the workers down: after their runs, or now (killed mid-run)."""
+    from concurrent.futures import ProcessPoolExecutor
+    if not isinstance(ex, ProcessPoolExecutor):    # loky's: reused by the next sweep of this process
+        if now:
+            ex.shutdown(wait=False, kill_workers=True)
+        return
+    procs = list((ex._processes or {}).values()) if now else []
+    ex.shutdown(wait=not now, cancel_futures=now)
+    for p in procs:
+        p.terminate()
 
 
 def _prepare_worker(warm: bool) -> None:
-    """In a worker: import what a run needs, and load the compiled kernels if `warm`."""
+    """Import what a run needs, and load the compiled kernels if `warm`."""
     import advisor  # noqa: F401
     import simulator.engine  # noqa: F401
     if warm:
@@ -272,17 +301,18 @@ def _expected_requests(scenario: str, sets: tuple, point: tuple, horizon_s: floa
     return n if horizon_s is not None else min(n, DEFAULT_REQUEST_BUDGET)
 
 
-BLAS_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")}
-
-
-def _run_loky(jobs: int, args: list, finished) -> None:
-    """Local parallel runs: this process runs them itself beside jobs − 1 loky worker
-    processes, each taking the next run as it becomes free. This process has imported and
-    loaded everything already, so its first run starts at once while the workers start (a
-    worker pays about 1.5 s before its first run). Results are stored in the order they
-    finish, so an interrupted sweep keeps them all."""
+def _run_local(jobs: int, args: list, warm: bool, finished) -> None:
+    """Local parallel runs: this process runs them itself beside jobs − 1 worker processes
+    (start_workers' or new ones), each taking the next run as it becomes free; this process
+    is ready at once, while new workers take about 1.5 s to start. Results are stored in the
+    order they finish, so an interrupted sweep keeps them all."""
+    global _started
     from concurrent.futures import FIRST_COMPLETED, wait
     n = jobs if jobs > 0 else (os.cpu_count() or 1)
+    ex = _started[1] if _started is not None and _started[0] == n else _workers(n, warm)
+    if _started is not None and _started[1] is not ex:
+        _stop_workers(_started[1], now=True)
+    _started = None
     todo = iter(args)
     lock = threading.Lock()
     stop = threading.Event()
@@ -295,8 +325,6 @@ def _run_loky(jobs: int, args: list, finished) -> None:
     def done(k: int, row: dict) -> None:
         with lock:
             finished(k, row)
-
-    ex = _workers(n)
 
     def feed_workers() -> None:
         pending: set = set()
@@ -324,10 +352,14 @@ def _run_loky(jobs: int, args: list, finished) -> None:
         feeder.join()
     except BaseException:       # this process's run failed, or Ctrl-C: stop the workers' runs too
         stop.set()
-        ex.shutdown(wait=False, kill_workers=True)
+        _stop_workers(ex, now=True)
         raise
+    _stop_workers(ex, now=bool(failed))
     if failed:
         raise failed[0]
+
+
+BLAS_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")}
 
 
 def die_with_parent() -> None:

@@ -182,3 +182,62 @@ print(seen, kernels.use_for(1.0))
     assert warm.stdout.split() == ["[True,", "True]", "True"]
     cold = subprocess.run([sys.executable, "-c", code, "40000"], capture_output=True, text=True, env=env, check=True)
     assert cold.stdout.split() == ["[False,", "False]", "False"]
+
+
+LOCAL = r"""
+import sys, threading
+from mlarch import sweep as sw
+if sys.argv[1] == "thread":      # a thread alive: forking is unsafe, so loky's workers are used
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+_, runs = sw.plan("spam", ["traffic.rate=30/s"], ["traffic.rate=20/s,30/s,40/s"], 2)
+serial = sw.run_grid("spam", ["traffic.rate=30/s"], runs, jobs=1, horizon_s=600.0)
+if sys.argv[2] == "started":
+    sw.start_workers("spam", ["traffic.rate=30/s"], runs, 2, 600.0)
+    ex = sw._started[1]
+made, real = [], sw._workers
+sw._workers = lambda *a: made.append(a) or real(*a)
+seen = []
+rows = sw.run_grid("spam", ["traffic.rate=30/s"], runs, jobs=2, horizon_s=600.0, progress=seen.append)
+kind = "fork" if sys.argv[2] == "started" and type(ex).__module__.startswith("concurrent") else "other"
+# the started workers are used, not started again
+print(kind, rows == serial, sorted(seen) == list(range(1, 7)), sw._started, len(made) == (sys.argv[2] != "started"))
+"""
+
+
+@pytest.mark.parametrize("mode,expect", [("one", "fork"), ("thread", "other")])
+def test_local_parallel_sweep_equals_serial_with_forked_or_loky_workers(mode, expect):
+    # this process runs its share beside a worker process: forked (ready at once) when the
+    # sweep started them from a one-thread process, loky's otherwise; the rows are the serial ones
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for started in ("started", "new"):
+        out = subprocess.run([sys.executable, "-c", LOCAL, mode, started], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        kind, same, progress, left, reused = out.stdout.split()
+        assert (kind, same, progress, left, reused) == (expect if started == "started" else "other", "True", "True",
+                                                        "None", "True")
+
+
+WORKER_FAILS = r"""
+import os
+from mlarch import sweep as sw
+parent, real = os.getpid(), sw.run_one
+def run_one(*a, **kw):
+    if os.getpid() != parent:
+        raise ValueError("a run failed in the worker")
+    return real(*a, **kw)
+sw.run_one = run_one        # forked workers inherit it
+_, runs = sw.plan("spam", ["traffic.rate=30/s"], ["traffic.rate=20/s,30/s,40/s,50/s"], 2)
+sw.start_workers("spam", ["traffic.rate=30/s"], runs, 2, 600.0)
+try:
+    sw.run_grid("spam", ["traffic.rate=30/s"], runs, jobs=2, horizon_s=600.0)
+except ValueError as e:
+    print("raised:", e)
+"""
+
+
+def test_a_run_that_fails_in_a_worker_stops_the_sweep_with_its_error():
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", WORKER_FAILS], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "raised: a run failed in the worker"
