@@ -1,7 +1,7 @@
 """Sweeps: a grid of simulations over varied scenario fields, one row per (point, seed).
 
-Runs go in parallel on local cores (this process and loky worker processes, BLAS threads
-pinned to 1), or on a Dask cluster (`local:N` starts one here). Rows do not
+Runs go in parallel on local cores (this process and worker processes, forked from it on
+Linux, else loky's; BLAS threads pinned to 1), or on a Dask cluster (`local:N` starts one here). Rows do not
 depend on where they ran: the same seeds give identical rows serially, in parallel or on
 Dask. Each finished row is stored under a key of (resolved scenario, seed, horizon, mlarch
 version) in a directory beside the CSV, so an interrupted sweep resumes where it stopped.
@@ -365,7 +365,11 @@ BLAS_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM
 def die_with_parent() -> None:
     """Worker initializer: exit as soon as the parent process is gone (kill -9 included),
     so workers and the resource tracker they keep alive never outlive the sweep. A worker
-    whose parent dies is re-parented, so its parent pid changes; a thread polls it."""
+    whose parent dies is re-parented, so its parent pid changes; a thread polls it. Ctrl-C is
+    left to the parent, which stops the workers itself (a worker would otherwise print its
+    own traceback)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
     def watch():
