@@ -638,9 +638,10 @@ class Simulation:
             feed = self._log_batches
         if feed is not None:
             if self.dp.threads > 1:
-                # the feed's batches are drawn on the drawing thread, beside the requests
+                # the feed's batches are drawn on the drawing thread, beside the requests,
+                # while memory allows (as the chunks drawn ahead are)
                 self.batches_ahead = BatchesAhead(self.source, self.sc.data.batch_interval, self.horizon,
-                                                  self.rows_per_batch, draw_thread().submit)
+                                                  self.rows_per_batch, draw_thread().submit, self.dp.room_ahead)
             env.process(feed(env))
         if self.shift_times.size:
             env.process(self._shift_events(env))

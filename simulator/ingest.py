@@ -114,30 +114,36 @@ def feed_times(interval_s: float, horizon_s: float):
 
 
 class BatchesAhead:
-    """The batches of feed_times, drawn in order by `submit` (an executor's: the data plane's
-    drawing thread), each while the one before it is used. The data stream is read by nothing
-    else after the bootstrap, so these are the batches the feed would draw itself."""
+    """The batches of feed_times, in order, each drawn by `submit` (an executor's: the data
+    plane's drawing thread) while the one before it is used, when `room()` says memory allows
+    (else by `take`, when it is needed). The data stream is read by nothing else after the
+    bootstrap, so these are the batches the feed would draw itself."""
 
-    def __init__(self, source: DataSource, interval_s: float, horizon_s: float, max_rows: int, submit):
-        self.source, self.max_rows, self.submit = source, max_rows, submit
+    def __init__(self, source: DataSource, interval_s: float, horizon_s: float, max_rows: int, submit,
+                 room=lambda: True):
+        self.source, self.max_rows, self.submit, self.room = source, max_rows, submit, room
         self.times = feed_times(interval_s, horizon_s)
-        self.next = None     # (future of the batch, (k, arrival time))
+        self.next = None     # (future of the batch or None: not drawn yet, (k, arrival time))
         self._ahead()
+
+    def _draw(self, kt: tuple) -> Batch:
+        return self.source.batch(kt[0], kt[1], max_rows=self.max_rows)
 
     def _ahead(self) -> None:
         kt = next(self.times, None)
-        self.next = None if kt is None else (self.submit(self.source.batch, kt[0], kt[1], max_rows=self.max_rows), kt)
+        self.next = None if kt is None else (self.submit(self._draw, kt) if self.room() else None, kt)
 
     def take(self, k: int, arrived_s: float) -> Batch:
         """Batch k, arriving at arrived_s (as feed_times says it does)."""
         if self.next is None or self.next[1] != (k, arrived_s):
             raise AssertionError(f"batch {k} at {arrived_s!r} s was not the next drawn ahead ({self.next and self.next[1]})")
-        b = self.next[0].result()
+        f, kt = self.next
+        b = f.result() if f is not None else self._draw(kt)
         self._ahead()
         return b
 
     def close(self) -> None:
         """Stop drawing (the end of a run)."""
-        if self.next is not None:
+        if self.next is not None and self.next[0] is not None:
             self.next[0].cancel()
-            self.next = None
+        self.next = None

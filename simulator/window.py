@@ -304,11 +304,17 @@ class DataPlane:
         q = self._ahead
         if q:
             t0 = q[-1][1][1]
-        ahead = AHEAD_CHUNKS if _rss_mib() < AHEAD_RSS_MIB else 1
+        ahead = AHEAD_CHUNKS if self.room_ahead() else 1
         while len(q) < ahead and t0 < self.horizon - 1e-12 and (guess or t0 < t_to - 1e-12):
             t1 = min(t_to, t0 + step) if t0 < t_to - 1e-12 else min(self.horizon, t0 + step)
             q.append((draw_thread().submit(self._ahead_task, t0, t1, record), (t0, t1, record)))
             t0 = t1
+
+    @staticmethod
+    def room_ahead() -> bool:
+        """Whether memory allows drawing more ahead than one chunk (the process under
+        AHEAD_RSS_MIB resident)."""
+        return _rss_mib() < AHEAD_RSS_MIB
 
     def _ahead_task(self, t0: float, t1: float, record: bool) -> tuple[_Draws, list]:
         """On the drawing thread: the draws of [t0, t1) and the streams' states before them

@@ -125,6 +125,24 @@ def test_batches_drawn_ahead_are_the_batches_of_one_thread():
     assert len(seen[1]) == 25 and seen[1] == seen[2]
 
 
+@pytest.mark.parametrize("room", [True, False])
+def test_batches_ahead_are_the_source_batches_with_or_without_room(room):
+    # without room (memory), a batch is drawn when taken, in turn: the same batches either way
+    from concurrent.futures import ThreadPoolExecutor
+    from simulator.engine import Simulation
+    from simulator.ingest import BatchesAhead
+    sims = [Simulation(load_scenario("spam", ["traffic.rate=50/s", "horizon=1h"]), Design("static", None, "dynamic", None, 4),
+                       3, 3600.0) for _ in range(2)]
+    direct = [sims[0].source.batch(k, 600.0 * k, max_rows=100) for k in range(1, 6)]
+    asked = []
+    with ThreadPoolExecutor(1) as ex:
+        ahead = BatchesAhead(sims[1].source, 600.0, 3600.0, 100, ex.submit, lambda: asked.append(1) or room)
+        got = [ahead.take(k, 600.0 * k) for k in range(1, 6)]
+    assert len(asked) == 5 and ahead.next is None
+    assert [(b.index, b.arrived_s, b.columns["y"].tobytes()) for b in got] == \
+        [(b.index, b.arrived_s, b.columns["y"].tobytes()) for b in direct]
+
+
 def test_batches_ahead_refuses_a_batch_out_of_turn():
     from concurrent.futures import ThreadPoolExecutor
     from simulator.engine import Simulation
