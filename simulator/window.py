@@ -514,7 +514,7 @@ class DataPlane:
             project = 4 * uses < self.xa.shape[0]
             if not project:
                 kernels.project_rows(self.xa, self.xb, w, self.xa_pn, self.xb_pn)
-            self._proj_at = None if project else tp      # after a partial projection, column 0 is stale
+            self._proj_at = None if project else tp      # after a partial projection, columns 0 and 1 are stale
         m0, near_mask = kernels.concept_margins(self.xa, self.xb, i, j, w, self.xa_pn, self.xb_pn,
                                                 self._half_curv, t - tp, project, self.compiled)
         near = np.nonzero(near_mask)[0]
