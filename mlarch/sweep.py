@@ -205,6 +205,10 @@ def run_grid(scenario: str, sets: list[str], runs: list[Run], jobs: int = 0, sch
             workers = jobs if jobs > 0 else (os.cpu_count() or 1)
         warm = _worth_warming(scenario, sets_t, [runs[k] for k in todo], horizon_s, workers)
         args = [(k, scenario, sets_t, runs[k], horizon_s, warm) for k in todo]
+        if jobs != 1 or scheduler is not None:
+            # in parallel, the longest runs first (LPT scheduling: the last runs to start are
+            # short, so the workers finish together); rows keep their grid order
+            args.sort(key=lambda a: -_expected_requests(scenario, sets_t, a[3].point, horizon_s))
         if scheduler is not None:
             _run_dask(scheduler, args, finished)
         elif jobs == 1:

@@ -241,3 +241,18 @@ def test_a_run_that_fails_in_a_worker_stops_the_sweep_with_its_error():
     out = subprocess.run([sys.executable, "-c", WORKER_FAILS], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "raised: a run failed in the worker"
+
+
+def test_parallel_runs_are_dispatched_longest_first_and_rows_keep_grid_order(monkeypatch):
+    # LPT scheduling: the runs with the most requests start first, so workers finish together
+    _, runs = sw.plan("spam", ["traffic.rate=30/s"], ["traffic.rate=20/s,60/s,40/s"], 2)
+    seen = []
+
+    def fake_local(jobs, args, warm, finished):
+        for a in args:
+            seen.append((a[3].point, a[3].seed))
+            finished(a[0], {"k": a[0]})
+    monkeypatch.setattr(sw, "_run_local", fake_local)
+    rows = sw.run_grid("spam", ["traffic.rate=30/s"], runs, jobs=2, horizon_s=600.0)
+    assert [p[0][1] for p, _ in seen] == ["60/s", "60/s", "40/s", "40/s", "20/s", "20/s"]
+    assert [r["k"] for r in rows] == list(range(6))
