@@ -416,13 +416,15 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     if scheduler is not None:
         sw.local_workers(scheduler)   # a bad local:N fails before any work
     names, runs = sw.plan(scenario, set_ or [], vary, seeds)
-    if scheduler is None:
-        sw.start_workers(scenario, set_ or [], runs, jobs, horizon_s)    # they start while the sweep is prepared
-    import pandas as pd
     # finished rows are kept beside the CSV: a rerun (after Ctrl-C or a kill) skips them
     store = sw.RunStore.beside(out_csv)
     keys = [sw.run_key(scenario, tuple(set_ or []), r, horizon_s) for r in runs]
-    done = 0 if fresh else sum(store.get(k) is not None for k in keys)
+    stored = [False] * len(runs) if fresh else [store.get(k) is not None for k in keys]
+    done = sum(stored)
+    if scheduler is None:
+        # local workers for the runs left, started before any thread (see sweep.start_workers)
+        sw.start_workers(scenario, set_ or [], [r for r, s in zip(runs, stored) if not s], jobs, horizon_s)
+    import pandas as pd
     err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
               + (f"; {done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""))
     with Bar("sweep", total=len(runs)) as bar:

@@ -256,3 +256,16 @@ def test_parallel_runs_are_dispatched_longest_first_and_rows_keep_grid_order(mon
     rows = sw.run_grid("spam", ["traffic.rate=30/s"], runs, jobs=2, horizon_s=600.0)
     assert [p[0][1] for p, _ in seen] == ["60/s", "60/s", "40/s", "40/s", "20/s", "20/s"]
     assert [r["k"] for r in rows] == list(range(6))
+
+
+def test_a_resumed_sweep_starts_workers_only_for_the_runs_left(cli, tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(sw, "start_workers", lambda scenario, sets, runs, jobs, horizon_s: asked.append(len(runs)))
+    out = tmp_path / "s.csv"
+    args = ("sweep", "spam", *FAST, *GRID, "--jobs", "2", "--out", out)
+    assert cli(*args).exit_code == 0
+    store = sw.RunStore.beside(out).dir
+    next(store.glob("*.json")).unlink()                  # one row lost: one run left
+    assert cli(*args).exit_code == 0
+    assert cli(*args, "--fresh").exit_code == 0
+    assert asked == [4, 1, 4]
