@@ -22,7 +22,7 @@ from scenarios.schema import Scenario
 
 from . import validate as validation
 from .evaluate import gate
-from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, BatchesAhead, DataSource, feature_names
+from .ingest import HISTORY_ROWS, MAX_ROWS, Batch, BatchesAhead, DataSource, feature_names, feed_times
 from .window import _Bucket
 from .serve import Table
 from .traffic import Concept, KeyFeatures, zipf_for
@@ -408,11 +408,10 @@ class Simulation:
 
     # ------------------------------------------------------------- SimPy processes
     def _feed(self, env):
-        sc, B = self.sc, self.sc.data.batch_interval
-        k = 1
+        sc = self.sc
         next_retrain = self.design.retrain_every_s or math.inf
-        while k * B < self.horizon - 1e-9:   # the run covers [0, horizon)
-            yield env.timeout(k * B - env.now)
+        for k, t in feed_times(sc.data.batch_interval, self.horizon):
+            yield env.timeout(t - env.now)
             b = self._batch(k, env.now)
             if self.on_batch is not None:
                 self.on_batch(b)
@@ -434,7 +433,6 @@ class Simulation:
                 window = self._window(env.now)
                 nominal = sum(s.nominal for s in window)
                 env.process(self._train_job(env, sc.model.train_time.seconds(nominal, sc.model.trainers), nominal))
-            k += 1
 
     def _batch(self, k: int, now: float) -> Batch:
         """Batch k of the feed, arriving now (drawn ahead on the drawing thread, if it is)."""
@@ -446,12 +444,9 @@ class Simulation:
         """The batches _feed would draw, for the batch hook alone: a static model without
         validation or monitoring never reads arriving data, so the run skips drawing it. The
         data stream is read by nothing else after the bootstrap, so the metrics are unchanged."""
-        B = self.sc.data.batch_interval
-        k = 1
-        while k * B < self.horizon - 1e-9:
-            yield env.timeout(k * B - env.now)
+        for k, t in feed_times(self.sc.data.batch_interval, self.horizon):
+            yield env.timeout(t - env.now)
             self.on_batch(self._batch(k, env.now))
-            k += 1
 
     def _monitor_batch(self, b: Batch, ok: bool) -> bool:
         """Score the live model on a validated batch's labelled rows; True when an alert fires."""

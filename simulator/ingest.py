@@ -104,12 +104,14 @@ class DataSource:
 
 
 def feed_times(interval_s: float, horizon_s: float):
-    """(k, arrival time) of the batches a run's feed takes after the bootstrap, k = 1, 2, ...:
-    the times the feed's SimPy process wakes at, computed as SimPy does (now + (k·B − now))."""
-    k, now = 1, 0.0
-    while k * interval_s < horizon_s - 1e-9:   # the run covers [0, horizon)
-        now = now + (k * interval_s - now)
-        yield k, now
+    """(k, k·B) for the batches a run's feed takes after the bootstrap, k = 1, 2, ... while
+    k·B < horizon (the run covers [0, horizon)): the schedule of the engine's feed processes
+    and of the batches drawn ahead for them. A process waking at k·B after a timeout of
+    k·B − (k−1)·B lands on k·B exactly (the difference of two floats within a factor of 2 is
+    exact: Sterbenz), so SimPy's clock reads these very values."""
+    k = 1
+    while k * interval_s < horizon_s - 1e-9:
+        yield k, k * interval_s
         k += 1
 
 

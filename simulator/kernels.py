@@ -3,9 +3,9 @@ with a pure-Python/numpy twin that gives bit-identical results.
 
 - fifo_starts: exact FIFO c-server start times (Kiefer–Wolfowitz): a binary min-heap of
   the replicas' free times (compiled, for pools of up to FIFO_SCAN_MAX: a sorted array);
-  start = max(arrival, earliest free). Max and one addition per
-  request in both versions, so starts are equal bit for bit (the heap's layout may differ,
-  its multiset of free times does not).
+  start = max(arrival, earliest free). Max and one addition per request in both versions,
+  so starts are equal bit for bit (the heap's layout may differ, its multiset of free times
+  does not).
 - queue_seen: requests waiting as seen by each arrival, by one merge walk over the sorted
   arrival, start and pending-start times (the twin uses binary searches; integer counts).
 - hist_tally: bins each value of an array once (metrics.EDGES) and tallies, per group of
