@@ -109,6 +109,15 @@ def point_overrides(point: tuple) -> list[str]:
 def run_one(scenario: str, sets: tuple, run: Run, horizon_s: float | None = None) -> dict:
     """Simulate one grid point with one seed; a flat dict (the CSV row). wall_s is left out so
     that rows are reproducible."""
+    from threadpoolctl import threadpool_limits
+    # one BLAS thread for the whole run, the advisor's model included: after each of its small
+    # matrix products a second OpenBLAS thread would spin (about 0.1 s of CPU a run), taking
+    # the core --jobs gave another run
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_one(scenario, sets, run, horizon_s)
+
+
+def _run_one(scenario: str, sets: tuple, run: Run, horizon_s: float | None) -> dict:
     from advisor import design_for, predict
     from simulator import simulate
     sc = load_scenario(scenario, list(sets) + point_overrides(run.point))

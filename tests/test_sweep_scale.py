@@ -243,6 +243,28 @@ def test_a_run_that_fails_in_a_worker_stops_the_sweep_with_its_error():
     assert out.stdout.strip() == "raised: a run failed in the worker"
 
 
+def test_a_sweep_run_holds_blas_to_one_thread_in_the_advisor_too(monkeypatch):
+    # after each of the advisor's small matrix products a second OpenBLAS thread would spin,
+    # on the core --jobs gave another run: the whole run, not only simulate, has one thread
+    import advisor
+    import scipy.linalg  # noqa: F401  (both numpy's and scipy's OpenBLAS loaded)
+    from threadpoolctl import threadpool_info, threadpool_limits
+    seen = {}
+
+    def spy(name, real):
+        def f(*a, **k):
+            seen[name] = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            return real(*a, **k)
+        return f
+    monkeypatch.setattr(advisor, "design_for", spy("design_for", advisor.design_for))
+    monkeypatch.setattr(advisor, "predict", spy("predict", advisor.predict))
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        sw.run_one("spam", (), sw.Run((("traffic.rate", "50/s"),), 1), horizon_s=60.0)
+    assert outside and set(outside) == {2}     # else this test could not fail
+    assert seen == {"design_for": [1] * len(outside), "predict": [1] * len(outside)}
+
+
 def test_parallel_runs_are_dispatched_longest_first_and_rows_keep_grid_order(monkeypatch):
     # LPT scheduling: the runs with the most requests start first, so workers finish together
     _, runs = sw.plan("spam", ["traffic.rate=30/s"], ["traffic.rate=20/s,60/s,40/s"], 2)
