@@ -409,7 +409,7 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     import io
 
     from . import sweep as sw
-    from .progress import Bar
+    from .progress import Bar, is_quiet
     horizon_s = _horizon_s(horizon)
     check_file_output(out_csv, "--out")    # before any simulation
     _load(scenario, (set_ or []) + _horizon_set(horizon))
@@ -425,8 +425,12 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
         # local workers for the runs left, started before any thread (see sweep.start_workers)
         sw.start_workers(scenario, set_ or [], [r for r, s in zip(runs, stored) if not s], jobs, horizon_s)
     import pandas as pd
-    err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
-              + (f"; {done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""))
+    skipped = f"{done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""
+    if not is_quiet():
+        err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
+                  + (f"; {skipped}" if done else ""))
+    elif done:      # not progress: it says why fewer runs ran
+        err.print(f"sweep: {skipped}")
     with Bar("sweep", total=len(runs)) as bar:
         bar.update(done)
         rows = sw.run_grid(scenario, set_ or [], runs, jobs=jobs, scheduler=scheduler, horizon_s=horizon_s,

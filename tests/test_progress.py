@@ -116,3 +116,17 @@ def test_capacity_progress_covers_each_design_then_ends():
     capacity("ad-conversion", [], simulate=False, progress=lambda f, stage: seen.append((round(f, 3), stage)))
     assert [s.split(":")[0] for _, s in seen] == ["static", "dynamic", "hybrid", "done"]
     assert seen[0][0] == 0.0 and seen[-1][0] == 1.0
+
+
+def test_a_quiet_sweep_prints_no_header_but_says_what_it_skipped(cli, write, tmp_path):
+    from tests.conftest import SPAM_MIN
+    mini = write(SPAM_MIN, "mini.yaml")
+    args = ["sweep", mini, "--vary", "traffic.rate=10/s,20/s", "--horizon", "10m", "--jobs", "1",
+            "--out", tmp_path / "s.csv", "--quiet"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    assert [ln for ln in first.stderr.splitlines() if ln.startswith("sweep")] == []
+    again = cli(*args)      # both rows stored: nothing runs, and it says so
+    assert again.exit_code == 0, again.output
+    assert [ln.split(" in ")[0] for ln in again.stderr.splitlines() if ln.startswith("sweep")] == \
+        ["sweep: 2 already done"]
