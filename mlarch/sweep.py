@@ -305,13 +305,14 @@ def _indexed_run(k: int, scenario: str, sets: tuple, run: Run, horizon_s: float 
 
 @functools.lru_cache(maxsize=4096)
 def _expected_requests(scenario: str, sets: tuple, point: tuple, horizon_s: float | None) -> float:
-    """Requests one run of this grid point simulates (at most the default request budget)."""
+    """Requests one run of this grid point simulates: at most the default request budget,
+    with or without --horizon (run_one samples a longer span in slices)."""
     from simulator.engine import DEFAULT_REQUEST_BUDGET
     from simulator.traffic import integrated_rate
     sc = load_scenario(scenario, list(sets) + point_overrides(point))
     n = integrated_rate(0.0, sc.horizon if horizon_s is None else horizon_s, sc.traffic.rate,
                         sc.traffic.diurnal_amplitude)
-    return n if horizon_s is not None else min(n, DEFAULT_REQUEST_BUDGET)
+    return min(n, DEFAULT_REQUEST_BUDGET)
 
 
 def _run_local(jobs: int, args: list, warm: bool, finished) -> None:

@@ -302,6 +302,19 @@ def test_parallel_runs_are_dispatched_longest_first_and_rows_keep_grid_order(mon
     assert [r["k"] for r in rows] == list(range(6))
 
 
+def test_expected_requests_are_capped_by_the_request_budget_with_or_without_a_horizon():
+    # run_one samples any span holding more than the budget in slices, --horizon or not: the
+    # longest-first order and the kernel warm-up must count the requests it simulates
+    from simulator.engine import DEFAULT_REQUEST_BUDGET
+    from simulator.traffic import integrated_rate
+    sc = sw.load_scenario("spam", ["traffic.rate=200/s"])
+    full = integrated_rate(0.0, 86400.0, sc.traffic.rate, sc.traffic.diurnal_amplitude)
+    assert full < DEFAULT_REQUEST_BUDGET
+    assert sw._expected_requests("spam", (), (("traffic.rate", "200/s"),), 86400.0) == full
+    for horizon_s in (86400.0, None):
+        assert sw._expected_requests("spam", (), (("traffic.rate", "350/s"),), horizon_s) == DEFAULT_REQUEST_BUDGET
+
+
 def test_a_resumed_sweep_starts_workers_only_for_the_runs_left(cli, tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(sw, "start_workers", lambda scenario, sets, runs, jobs, horizon_s: asked.append(len(runs)))
