@@ -397,7 +397,7 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
           scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
                                                   help="Run on a Dask cluster: tcp://host:8786, or local:N to start "
                                                        "one with N worker processes here (needs mlarch[dask])."),
-          horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span of every run (default: the scenario's)."),
+          horizon: Optional[str] = typer.Option(None, "--horizon", help="Simulated span of every run (default: the scenario's); a run of more than 2e7 requests is sampled in slices, as simulate samples a lifetime."),
           out_csv: Path = typer.Option(..., "--out", help="CSV file to write: one row per (grid point, seed)."),
           fresh: bool = typer.Option(False, "--fresh", help="Run every point again, ignoring rows stored by earlier "
                                                             "runs of this sweep (in OUT.runs/)."),
