@@ -406,8 +406,6 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     """Run a grid of simulations and write a tidy CSV (one column per varied field and per metric)."""
     _progress_quiet(quiet)
     _allow_imports(allow_import)
-    import io
-
     from . import sweep as sw
     from .progress import Bar, is_quiet
     horizon_s = _horizon_s(horizon)
@@ -424,7 +422,6 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     if scheduler is None:
         # local workers for the runs left, started before any thread (see sweep.start_workers)
         sw.start_workers(scenario, set_ or [], [r for r, s in zip(runs, stored) if not s], jobs, horizon_s)
-    import pandas as pd
     skipped = f"{done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""
     if not is_quiet():
         err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
@@ -436,9 +433,7 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
         rows = sw.run_grid(scenario, set_ or [], runs, jobs=jobs, scheduler=scheduler, horizon_s=horizon_s,
                            progress=lambda k: bar.update(k),
                            store=store, keys=keys, reuse=not fresh)
-    buf = io.StringIO()
-    pd.DataFrame(rows).to_csv(buf, index=False)
-    atomic_write(out_csv, buf.getvalue())
+    atomic_write(out_csv, sw.csv_text(rows))
     err.print(f"wrote {out_csv} ({len(rows)} rows); next: mlarch plot {out_csv}")
 
 

@@ -315,6 +315,19 @@ def test_expected_requests_are_capped_by_the_request_budget_with_or_without_a_ho
         assert sw._expected_requests("spam", (), (("traffic.rate", "350/s"),), horizon_s) == DEFAULT_REQUEST_BUDGET
 
 
+def test_the_sweep_csv_reads_back_as_its_rows_exactly():
+    # written with the csv module (a sweep does not load pandas): columns in order of first
+    # appearance, missing/None/NaN empty, floats to the last digit, text quoted where needed
+    import io
+    rows = [{"a": 1, "b": 0.1 + 0.2, "c": None, "d": True, "s": 'x,"y"'},
+            {"a": 2, "b": 54.201120122263944, "e": float("nan"), "d": False, "s": "z"},
+            {"a": 3, "b": 1000, "c": 2.5, "d": True, "s": "w"}]
+    text = sw.csv_text(rows)
+    assert text.splitlines()[:3] == ["a,b,c,d,s,e", '1,0.30000000000000004,,True,"x,""y""",',
+                                     "2,54.201120122263944,,False,z,"]
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(text)), pd.DataFrame(rows), check_exact=True)
+
+
 def test_a_resumed_sweep_starts_workers_only_for_the_runs_left(cli, tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(sw, "start_workers", lambda scenario, sets, runs, jobs, horizon_s: asked.append(len(runs)))
