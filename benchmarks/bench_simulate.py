@@ -49,11 +49,6 @@ def run_cli(args: list[str], env: dict | None = None) -> tuple[float, float, dic
     return wall, usage.ru_maxrss / 1024.0, (json.loads(out) if out.strip() else None)
 
 
-def best_of(repeat: int, fn):
-    """The run with the smallest first element, of `repeat` calls."""
-    return min((fn() for _ in range(repeat)), key=lambda r: r[0])
-
-
 def simulate_rps(preset: str, horizon: str, repeat: int, env: dict | None = None, extra: tuple = ()) -> dict:
     def one():
         wall, rss, m = run_cli(["simulate", preset, "--horizon", horizon, "--json", *extra], env)

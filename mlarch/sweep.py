@@ -140,9 +140,9 @@ def _run_one(scenario: str, sets: tuple, run: Run, horizon_s: float | None) -> d
 
 def csv_text(rows: list[dict]) -> str:
     """The sweep's CSV: one column per key in order of first appearance, a missing, None or
-    NaN value empty; read back, it is what pandas' DataFrame(rows).to_csv(index=False) reads
-    back as. Written with the csv module so that a sweep does not load pandas (about 0.35 s
-    per process to import and unload: every sweep pays it, serial or parallel)."""
+    NaN value empty, floats to the last digit; pandas reads it back as DataFrame(rows). Written
+    with the csv module so that a sweep does not load pandas (about 0.35 s per process to
+    import and unload: every sweep pays it, serial or parallel)."""
     import csv
     import io
     import math
