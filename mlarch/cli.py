@@ -727,7 +727,17 @@ def main():
         hint = f" (try '{cmd} --help')" if hasattr(e, "ctx") else ""
         err.print(f"{cmd}: error: {one_line(e.format_message())}{hint}", markup=False, emoji=False)
         sys.exit(e.exit_code)
+    _exit_without_collecting()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_without_collecting() -> None:
+    """The process is about to exit: move every object out of the garbage collector's reach
+    (gc.freeze), so that the interpreter's last collections do not walk numba's large object
+    graphs (about 0.25 s after a simulation, 0.03 s this way). Objects are still released at
+    exit, and standard streams flushed, as before."""
+    import gc
+    gc.freeze()
 
 
 def _one_blas_thread() -> None:
