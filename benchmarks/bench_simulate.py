@@ -90,18 +90,18 @@ def side_by_side_s(horizon: str, repeat: int) -> tuple[float, float]:
     return alone, both
 
 
-def sweep_s(horizon: str, repeat: int) -> tuple[float, float]:
-    """(--jobs 1, --jobs 2) wall seconds of one sweep process, min over repeats. The two
+def sweep_s(horizon: str, repeat: int) -> tuple[list[float], list[float]]:
+    """(--jobs 1, --jobs 2) wall seconds of one sweep process, one per repeat. The two
     alternate (1, 2, 1, 2, ...) so that a drift in the shared machine's speed, which can reach
     30% within minutes, falls on both alike instead of on whichever ran second."""
-    best = {1: math.inf, 2: math.inf}
+    walls: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as d:
         for _ in range(repeat):
             for jobs in (1, 2):
                 args = ["sweep", "spam", "--vary", "traffic.rate=200/s,250/s,300/s,350/s", "--seeds", "2",
                         "--horizon", horizon, "--jobs", str(jobs), "--fresh", "--out", os.path.join(d, "s.csv")]
-                best[jobs] = min(best[jobs], run_cli(args)[0])
-    return best[1], best[2]
+                walls[jobs].append(run_cli(args)[0])
+    return walls[1], walls[2]
 
 
 ESTIMATOR = "sklearn.linear_model.SGDClassifier"
@@ -132,9 +132,11 @@ def sweeps(horizons: list[str], rep: int) -> None:
     where the sweep's own start (imports, loading the compiled kernels: about 1.5 s, paid once
     by either) weighs more (Amdahl)."""
     for hs in horizons:
-        s1, s2 = sweep_s(hs, rep)
+        w1, w2 = sweep_s(hs, rep)
+        s1, s2 = min(w1), min(w2)
+        each = " ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(w1, w2))
         print(f"sweep      spam, 8 runs of {hs}: --jobs 1 {s1:.1f} s, --jobs 2 {s2:.1f} s, speed-up {s1 / s2:.2f}x"
-              f"{' (target >= 1.8x)' if hs == '24h' else ''}  [{load()}]", flush=True)
+              f"{' (target >= 1.8x)' if hs == '24h' else ''}; each pair {each} s  [{load()}]", flush=True)
 
 
 def main() -> None:
