@@ -79,7 +79,7 @@ def latency_cdf(sc: Scenario, hit: float, replicas: int | None, rates: np.ndarra
             return None, 0.0
         rates, weights = rates[stable], weights[stable]   # the rest adds only its table hits
 
-    queued = (_queued_response_cdf(pts, rates * miss, weights, es, c2, replicas)
+    queued = (theory.pooled_response_cdf(pts, rates * miss, replicas, weights, es, c2)
               if miss > 1e-12 and replicas is not None else None)
 
     def cdf(t):
@@ -91,27 +91,6 @@ def latency_cdf(sc: Scenario, hit: float, replicas: int | None, rates: np.ndarra
         return total
 
     return cdf, 10.0 * max(float(inf.quantile_s(0.9999)), float(lookup.quantile_s(0.9999)), 1e-3)
-
-
-def _queued_response_cdf(pts: np.ndarray, lams: np.ndarray, weights: np.ndarray, es: float, c2: float,
-                         c: int):
-    """t -> Σ_phase w·P(Wq + S <= t) for stable phases: theory.response_cdf per phase, with the
-    Allen–Cunneen tail's C(c, a) and decay rate computed once per phase instead of at every
-    point of the quantile search (the same formula, vectorised over phases)."""
-    if c2 == 0.0 or not np.all(lams * es < c):
-        # exact M/D/c tail (or an overloaded phase): per phase, as tails.mgc_wait_tail chooses
-        return lambda t: sum(w * theory.response_cdf(t, pts, lam, es, c2, c) for lam, w in zip(lams, weights))
-    mu = 1.0 / es
-    cw = np.array([theory.erlang_c(c, lam * es) for lam in lams])[:, None]
-    theta = (2.0 * (c * mu - lams) / (1.0 + c2))[:, None]   # theory.mgc_wait_tail's decay rate
-
-    def f(t):
-        ok = pts <= t
-        if not ok.any():
-            return 0.0
-        tail = cw * np.exp(-theta * (t - pts[ok])[None, :])
-        return float(np.dot(weights, np.sum(1.0 - tail, axis=1)) / pts.size)
-    return f
 
 
 MAX_REPLICAS = 100_000     # the largest pool serving.replicas accepts

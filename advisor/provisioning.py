@@ -13,8 +13,9 @@ against an autoscaled pool that follows the load.
 - Schedule: the autoscaler's control rule run on the fluid load (the expected arrivals of
   each interval): allocated replicas, live replicas (allocated a cold start ago and still
   there) and replica-hours; the request-weighted p99 mixes the M/G/c response time
-  (Allen–Cunneen wait with an exponential tail, advisor.theory.mgc_wait_tail) of every
-  interval with its live replicas.
+  (Allen–Cunneen wait with an exponential tail, advisor.theory.mgc_wait_tail, for every
+  service distribution: advisor.theory.pooled_response_cdf) of every interval with its live
+  replicas.
 """
 from __future__ import annotations
 
@@ -265,18 +266,16 @@ def autoscaled_p99_s(sc: Scenario, hit: float, sched: dict, p: float = P_SLO) ->
         cs_.append(c)
         lams.append(wl / wi)
         ws.append(wi)
-    cs_a, lam_a, w_a = np.array(cs_, float), np.array(lams), np.array(ws) / sum(ws)
-    cw = np.array([theory.erlang_c(int(c), l * es) for c, l in zip(cs_a, lam_a)])
-    theta = 2.0 * (cs_a / es - lam_a) / (1.0 + c2)      # as advisor.theory.mgc_wait_tail
     lookup = sc.serving.lookup_time
+    # Allen–Cunneen even for deterministic service: the exact M/D/c for each of hundreds of
+    # sub-intervals at every step of the quantile search made `advise` 0.22 → 2.3 s (spam,
+    # autoscaled, 20 ms service; min of 3) for a p99 1.4% lower: 63.08 against Allen–Cunneen's
+    # 63.94 ms, where a day's simulation measures 61.97 ms (both on the safe side)
+    model_cdf = theory.pooled_response_cdf(pts, lams, cs_, np.array(ws) / sum(ws), es, c2,
+                                           exact_mdc=False)
 
     def cdf(x: float) -> float:
-        ok = pts <= x
-        model = 0.0
-        if ok.any():
-            tail = cw[:, None] * np.exp(-theta[:, None] * (x - pts[ok])[None, :])
-            model = float(np.sum(w_a * np.sum(1.0 - tail, axis=1)) / pts.size)
-        return hit * float(lookup.cdf(x)) + miss * model
+        return hit * float(lookup.cdf(x)) + miss * model_cdf(x)
 
     hi = 10.0 * max(float(inf.quantile_s(0.9999)), float(lookup.quantile_s(0.9999)), 1e-3)
     for _ in range(8):

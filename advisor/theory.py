@@ -114,6 +114,33 @@ def response_cdf(t_s: float, service_q: np.ndarray, lam_per_s: float, es_s: floa
     return float(np.sum(1.0 - tail) / service_q.size)
 
 
+def pooled_response_cdf(service_q: np.ndarray, lams_per_s, servers, weights, es_s: float, cs2: float,
+                        exact_mdc: bool = True):
+    """t -> Σ_i w_i·P(Wq + S <= t) over phases i, each an M/G/c queue with arrival rate
+    lams_per_s[i] and servers[i] replicas (response_cdf per phase). When every phase is stable
+    and Allen–Cunneen's tail applies (mgc_wait_tail: service not deterministic, or not
+    exact_mdc), its C(c, a) and decay rate are computed once per phase, not at every point of a
+    quantile search; otherwise (exact M/D/c, or an overloaded phase, which contributes nothing)
+    per phase through response_cdf, as tails.mgc_wait_tail chooses."""
+    lams = np.asarray(lams_per_s, dtype=float)
+    cs = np.broadcast_to(np.asarray(servers), lams.shape).astype(np.int64)
+    w = np.asarray(weights, dtype=float)
+    if (cs2 == 0.0 and exact_mdc) or not np.all(lams * es_s < cs):
+        return lambda t: sum(wi * response_cdf(t, service_q, lam, es_s, cs2, int(c))
+                             for lam, c, wi in zip(lams, cs, w))
+    mu = 1.0 / es_s
+    cw = np.array([erlang_c(int(c), lam * es_s) for lam, c in zip(lams, cs)])[:, None]
+    theta = (2.0 * (cs * mu - lams) / (1.0 + cs2))[:, None]     # mgc_wait_tail's decay rate
+
+    def f(t):
+        ok = service_q <= t
+        if not ok.any():
+            return 0.0
+        tail = cw * np.exp(-theta * (t - service_q[ok])[None, :])
+        return float(np.dot(w, np.sum(1.0 - tail, axis=1)) / service_q.size)
+    return f
+
+
 def mixture_quantile(p: float, cdfs: list, weights: list[float], hi_s: float) -> float:
     """Quantile of a mixture: the t with Σ w_i F_i(t) = p, by bisection on [0, hi_s] (inf if
     the mixture has not reached p by hi_s)."""

@@ -155,3 +155,31 @@ def test_window_model_cos_matches_numeric_average():
 
 def test_periodic_mean_age():
     assert theory.periodic_mean_age_s(3600, 7200) == 7200
+
+
+def test_pooled_response_cdf_mixes_its_phases_each_with_its_own_pool():
+    # the vectorised Allen–Cunneen path against response_cdf phase by phase (itself tested
+    # against closed forms above): each phase its own rate, pool size and weight
+    from advisor import tails
+    from advisor.theory import mgc_wait_tail, pooled_response_cdf, response_cdf
+    pts = -0.01 * np.log(1.0 - (np.arange(1000) + 0.5) / 1000)     # exponential, mean 10 ms
+    lams, cs, w = [50.0, 120.0, 300.0], [1, 2, 4], [0.2, 0.3, 0.5]
+    f = pooled_response_cdf(pts, lams, cs, w, 0.01, 1.0)
+    for t in (0.001, 0.01, 0.03, 0.1):
+        ref = sum(wi * response_cdf(t, pts, lam, 0.01, 1.0, c) for lam, c, wi in zip(lams, cs, w))
+        assert f(t) == pytest.approx(ref, rel=1e-12)
+    assert f(pts[0] * 0.5) == 0.0
+    # an overloaded phase (300/s at 2 servers of 10 ms) answers nothing; the others as usual
+    g = pooled_response_cdf(pts, lams, [1, 2, 2], w, 0.01, 1.0)
+    assert g(0.1) == pytest.approx(0.2 * response_cdf(0.1, pts, 50.0, 0.01, 1.0, 1)
+                                   + 0.3 * response_cdf(0.1, pts, 120.0, 0.01, 1.0, 2), rel=1e-12)
+    # deterministic service: the exact M/D/c wait, or Allen–Cunneen's tail when asked
+    d = np.full(1000, 0.01)
+    exact = pooled_response_cdf(d, lams, cs, w, 0.01, 0.0)
+    ac = pooled_response_cdf(d, lams, cs, w, 0.01, 0.0, exact_mdc=False)
+    for t in (0.012, 0.02, 0.04):
+        ref_exact = sum(wi * float(tails.mdc_wait_cdf(t - 0.01, lam, 0.01, c)) for lam, c, wi in zip(lams, cs, w))
+        ref_ac = sum(wi * (1.0 - float(mgc_wait_tail(t - 0.01, lam, 0.01, 0.0, c))) for lam, c, wi in zip(lams, cs, w))
+        assert exact(t) == pytest.approx(ref_exact, rel=1e-12)
+        assert ac(t) == pytest.approx(ref_ac, rel=1e-12)
+    assert abs(exact(0.02) - ac(0.02)) > 1e-3
