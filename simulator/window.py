@@ -30,8 +30,9 @@ EPOCH_DRIFT = 2e-3                # a projection is kept while a unit-norm row's
                                   # often but evaluate more requests exactly)
 _TABLE, _MODEL, _FALLBACK = 0, 1, 2     # the path that answered a request (kernels.hist_tally groups)
 AHEAD_CHUNKS = 2                  # chunks drawn ahead (threads=2) at most: a second keeps the drawing
-                                  # thread busy through the control plane's work (spam 24h: 5.4M
-                                  # requests/s against 4.9M with one), but costs memory:
+                                  # thread busy through the control plane's work (spam 24h, every
+                                  # request, best of 3: 8.0M requests/s against 7.4M with one), but
+                                  # costs memory:
 AHEAD_RSS_MIB = 270               # it is drawn only while the process's resident memory is below this
                                   # (voice-to-text, near 280 MiB, peaked at 307 MiB with two, 295 with one)
 THREADS_ENV = "MLARCH_THREADS"    # "1": a run uses one thread (no draws ahead); unset: see threads_default
