@@ -567,6 +567,8 @@ def _one_line_error(r, where, column=None):
     ("mixed_tz.csv", "time,key\n2024-01-01T00:00:00Z,1\n2024-01-01T00:00:01,2\n", 3, "time"),
     ("bad_iso.csv", "time,key\n2024-01-01T00:00:00,1\n2024-13-45T00:00:01,2\n", 3, "time"),
     ("empty_key.csv", "time,key\n1704067200,a\n1704067201,\n", 3, "key"),
+    ("extra_field.csv", "time,key\n1704067200,1\n1704067201,2,3\n1704067202,4\n", 3, None),
+    ("missing_field.csv", "time,key,path\n1704067200,1,/a\n1704067201,2\n", 3, None),
 ])
 def test_malformed_logs_exit_2_with_file_row_column(tmp_path, cli, name, text, row, column):
     p = tmp_path / name
@@ -591,6 +593,43 @@ def test_bad_rows_are_named_exactly_across_chunks(tmp_path, cli):
     r = cli("fit", b, "-o", tmp_path / "o.yaml")
     _one_line_error(r, f"{b}:12:")
     assert "not UTF-8" in r.stderr
+
+
+def test_ragged_rows_are_named_exactly_deep_in_large_and_compressed_logs(tmp_path):
+    """A row with more or fewer fields than the header is an error at its line, wherever the
+    reader's blocks fall: CRLF line ends, blank lines and a last line with no line feed are
+    not; a quoted field holding commas is read as one field (the count stops at the first
+    quote)."""
+    n = 200_000                                   # about 4 MB: many of the reader's blocks
+    rows = [f"{1704067200 + i // 100},{i % 977},x" for i in range(n)]
+    good = "time,key,path\r\n" + "\r\n".join(rows)      # CRLF, no final line feed
+    p = tmp_path / "good.csv.gz"
+    p.write_bytes(gzip.compress(good.encode()))
+    assert F.scan_requests([p], "time", "key", chunk_rows=7919).rows == n
+    for k, bad_row in ((150_000, f"{1704067200 + 1500},5"), (n - 1, f"{1704067200 + 1999},5,x,y")):
+        rows_k = rows.copy()
+        rows_k[k] = bad_row
+        b = tmp_path / f"bad{k}.csv"
+        b.write_text("time,key,path\n" + "\n".join(rows_k) + ("\n" if k < n - 1 else ""))   # the last: no line feed
+        with pytest.raises(F.LogError, match=rf"^{re.escape(str(b))}:{k + 2}: malformed CSV: "
+                                             rf"{bad_row.count(',') + 1} fields where the header has 3$"):
+            F.scan_requests([b], "time", "key", chunk_rows=7919)
+    # a row without its key is named for the missing field, not as an empty key
+    m = tmp_path / "short.csv"
+    m.write_text("time,key\n1704067200,1\n1704067201\n1704067202,3\n")
+    with pytest.raises(F.LogError, match=rf"^{re.escape(str(m))}:3: malformed CSV: 1 fields where the header has 2$"):
+        F.scan_requests([m], "time", "key")
+    # an empty line (CRLF) is no row of the wrong width: it stays an empty time, as before
+    e = tmp_path / "blank.csv"
+    e.write_text("time,key\r\n1704067200,1\r\n\r\n1704067201,2\r\n")
+    with pytest.raises(F.LogError, match=rf"^{re.escape(str(e))}:3: time: unparseable time \(empty\)"):
+        F.scan_requests([e], "time", "key")
+    q = tmp_path / "quoted.csv"
+    q.write_text('time,key,path\n1704067200,1,"/a,b"\n1704067201,2,/c\n')
+    assert F.scan_requests([q], "time", "key").rows == 2
+    q.write_text('time,key,path\n1704067200,1\n1704067201,2,"/a,b"\n')   # ragged before the quote
+    with pytest.raises(F.LogError, match=rf"^{re.escape(str(q))}:2: malformed CSV: 2 fields"):
+        F.scan_requests([q], "time", "key")
 
 
 def test_malformed_label_log(tmp_path, cli):
