@@ -117,19 +117,21 @@ def response_cdf(t_s: float, service_q: np.ndarray, lam_per_s: float, es_s: floa
 def pooled_response_cdf(service_q: np.ndarray, lams_per_s, servers, weights, es_s: float, cs2: float,
                         exact_mdc: bool = True):
     """t -> Σ_i w_i·P(Wq + S <= t) over phases i, each an M/G/c queue with arrival rate
-    lams_per_s[i] and servers[i] replicas (response_cdf per phase). When every phase is stable
-    and Allen–Cunneen's tail applies (mgc_wait_tail: service not deterministic, or not
-    exact_mdc), its C(c, a) and decay rate are computed once per phase, not at every point of a
-    quantile search; otherwise (exact M/D/c, or an overloaded phase, which contributes nothing)
-    per phase through response_cdf, as tails.mgc_wait_tail chooses."""
+    lams_per_s[i] and servers[i] replicas (response_cdf per phase); an overloaded phase
+    contributes nothing. Deterministic service takes the exact M/D/c wait phase by phase (as
+    tails.mgc_wait_tail chooses), unless not exact_mdc; otherwise Allen–Cunneen's tail
+    (mgc_wait_tail), with C(c, a) and the decay rate computed once per phase, not at every
+    point of a quantile search."""
     lams = np.asarray(lams_per_s, dtype=float)
     cs = np.broadcast_to(np.asarray(servers), lams.shape).astype(np.int64)
     w = np.asarray(weights, dtype=float)
-    if (cs2 == 0.0 and exact_mdc) or not np.all(lams * es_s < cs):
+    if cs2 == 0.0 and exact_mdc:
         return lambda t: sum(wi * response_cdf(t, service_q, lam, es_s, cs2, int(c))
                              for lam, c, wi in zip(lams, cs, w))
+    stable = lams * es_s < cs
+    lams, cs, w = lams[stable], cs[stable], w[stable]
     mu = 1.0 / es_s
-    cw = np.array([erlang_c(int(c), lam * es_s) for lam, c in zip(lams, cs)])[:, None]
+    cw = np.array([erlang_c(int(c), lam * es_s) for lam, c in zip(lams, cs)]).reshape(-1, 1)
     theta = (2.0 * (cs * mu - lams) / (1.0 + cs2))[:, None]     # mgc_wait_tail's decay rate
 
     def f(t):

@@ -183,3 +183,8 @@ def test_pooled_response_cdf_mixes_its_phases_each_with_its_own_pool():
         assert exact(t) == pytest.approx(ref_exact, rel=1e-12)
         assert ac(t) == pytest.approx(ref_ac, rel=1e-12)
     assert abs(exact(0.02) - ac(0.02)) > 1e-3
+    # and with an overloaded phase, the others keep Allen–Cunneen's tail when asked
+    ac2 = pooled_response_cdf(d, lams, [1, 2, 2], w, 0.01, 0.0, exact_mdc=False)
+    ref = sum(wi * (1.0 - float(mgc_wait_tail(0.02 - 0.01, lam, 0.01, 0.0, c)))
+              for lam, c, wi in zip(lams[:2], cs[:2], w[:2]))
+    assert ac2(0.02) == pytest.approx(ref, rel=1e-12)
