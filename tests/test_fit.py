@@ -598,8 +598,8 @@ def test_bad_rows_are_named_exactly_across_chunks(tmp_path, cli):
 def test_ragged_rows_are_named_exactly_deep_in_large_and_compressed_logs(tmp_path):
     """A row with more or fewer fields than the header is an error at its line, wherever the
     reader's blocks fall: CRLF line ends, blank lines and a last line with no line feed are
-    not; a quoted field holding commas is read as one field (the count stops at the first
-    quote)."""
+    not; a quoted field holding commas is read as one field (the count stops at the line of
+    the first quote)."""
     n = 200_000                                   # about 4 MB: many of the reader's blocks
     rows = [f"{1704067200 + i // 100},{i % 977},x" for i in range(n)]
     good = "time,key,path\r\n" + "\r\n".join(rows)      # CRLF, no final line feed
