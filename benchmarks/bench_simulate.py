@@ -129,7 +129,7 @@ def estimator_rps(horizon: str, repeat: int) -> None:
 
 def sweeps(horizons: list[str], rep: int) -> None:
     """3. sweep --jobs 1 against --jobs 2 on 8 runs: of 24h (the target), and of 6h and 1h,
-    where the sweep's own start (imports, loading the compiled kernels: about 1.5 s, paid once
+    where the sweep's own start (imports, loading the compiled kernels: about 1.1 s, paid once
     by either) weighs more (Amdahl)."""
     for hs in horizons:
         w1, w2 = sweep_s(hs, rep)

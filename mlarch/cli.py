@@ -425,8 +425,8 @@ def sweep(scenario: str = typer.Argument(..., metavar="SCENARIO", help="Scenario
     skipped = f"{done} already done in {store.dir}, skipped (--fresh to rerun)" if done else ""
     if not is_quiet():
         err.print(f"sweep: {len(runs)} runs ({len(runs) // seeds} grid points x {seeds} seeds)"
-                  + (f"; {skipped}" if done else ""))
-    elif done:      # not progress: it says why fewer runs ran
+                  + (f"; {skipped}" if skipped else ""))
+    elif skipped:   # not progress: it says why fewer runs ran
         err.print(f"sweep: {skipped}")
     with Bar("sweep", total=len(runs)) as bar:
         bar.update(done)
